@@ -1,0 +1,3 @@
+from ebtk.cli import main
+
+raise SystemExit(main())

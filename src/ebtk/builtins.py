@@ -1,0 +1,35 @@
+"""Imports every module that registers a built-in objective, task, sampler or net (explicit, once)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = [
+    "ebtk.objectives.nce",
+    "ebtk.objectives.sa_nce",
+    "ebtk.objectives.fce",
+    "ebtk.objectives.cd",
+    "ebtk.objectives.ssm",
+    "ebtk.objectives.dsm",
+    "ebtk.objectives.delta",
+    "ebtk.tasks.toy2d",
+    "ebtk.tasks.digits",
+    "ebtk.tasks.tts",
+]
+_loaded = False
+
+
+def load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:  # a module not written yet, or an optional extra not installed
+            if not (e.name or "").startswith("ebtk.") and e.name not in OPTIONAL_DEPS:
+                raise
+
+
+OPTIONAL_DEPS = {"librosa", "soundfile", "pyworld", "phonemizer", "speechmos", "onnxruntime"}

@@ -1,0 +1,149 @@
+"""The `ebtk` command line. User mistakes print one `error:` line and exit with code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ebtk.errors import EbtkError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ebtk.train.trainer import train
+
+    overrides = list(args.overrides)
+    for flag, key in (("steps", "train.steps"), ("seed", "train.seed"), ("device", "train.device")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    out = args.out or f"runs/{args.task}-{args.objective}"
+    metrics = train(args.task, args.objective, out, args.config, overrides, progress=not args.quiet)
+    if metrics:
+        print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ebtk.train.trainer import evaluate_run, load_run, write_metrics
+
+    config, task, model, objective, step = load_run(args.run_dir, args.device)
+    metrics = evaluate_run(task, model, objective, Path(args.run_dir), config, step)
+    old = Path(args.run_dir) / "metrics.json"
+    if old.exists():  # keep training-time facts (wall time) that evaluation cannot recompute
+        prev = json.loads(old.read_text())
+        for k in ("train_seconds", "steps_per_second"):
+            if k in prev:
+                metrics.setdefault(k, prev[k])
+    write_metrics(Path(args.run_dir), metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from ebtk.train.trainer import load_run
+
+    if args.n <= 0:
+        raise EbtkError("--n must be positive")
+    _, task, model, _, _ = load_run(args.run_dir, args.device)
+    x = task.sample(model, args.n, torch.Generator().manual_seed(args.seed))
+    task.save_samples(x, Path(args.out))
+    print(args.out)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ebtk.report.compare import compare_runs
+
+    table = compare_runs([Path(p) for p in args.run_dirs], Path(args.out) if args.out else None)
+    print(table)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ebtk.demo import run_demo
+
+    path = run_demo(Path(args.out), size=args.size, parts=args.parts)
+    print(f"report: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ebtk", description="Energy-based model toolkit")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train TASK with an objective into a run dir (resumes if present)")
+    t.add_argument("task")
+    t.add_argument("--objective", required=True)
+    t.add_argument("--config", help="YAML file merged over the defaults")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--out", help="run dir (default runs/TASK-OBJECTIVE)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", choices=["cpu", "cuda"])
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="(re)write RUN_DIR/metrics.json and print it")
+    e.add_argument("run_dir")
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run into a PNG")
+    s.add_argument("run_dir")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_sample)
+
+    c = sub.add_parser("compare", help="one table (mean ± std over seeds) and plots across run dirs")
+    c.add_argument("run_dirs", nargs="+")
+    c.add_argument("--out", help="report.html or table.md")
+    c.set_defaults(func=_compare)
+
+    d = sub.add_parser("demo", help="small end-to-end run of the studies on built-in data, writes report.html")
+    d.add_argument("--out", default="demo_out")
+    d.add_argument("--size", choices=["tiny", "small", "full"], default="small")
+    d.add_argument("--parts", default="toy2d,ksweep,digits,tts", help="comma-separated parts to run")
+    d.set_defaults(func=_demo)
+
+    for mod in ("ebtk.tts.cli",):
+        _plugin(mod, lambda m: m.add_cli(sub))
+    return p
+
+
+def _plugin(module: str, attach: Callable) -> None:
+    """Attach optional subcommands (the TTS ones need the `tts` extra)."""
+    import importlib
+
+    try:
+        attach(importlib.import_module(module))
+    except ModuleNotFoundError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    bad = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if bad:
+        print(f"error: unrecognized arguments: {' '.join(bad)} (see ebtk {args.command} --help)", file=sys.stderr)
+        return 2
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    try:
+        return int(args.func(args) or 0)
+    except EbtkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; re-run the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,404 @@
+"""The one training loop: every task × objective goes through `Trainer.fit`.
+
+It owns the device, seeding, the optimiser, gradient clipping, AMP, tqdm, TensorBoard, periodic
+evaluation, divergence guards and atomic checkpoints with resume (re-running the same command
+continues from `checkpoint.pt`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ebtk.config import (
+    SamplerConfig,
+    TrainConfig,
+    from_dict,
+    load_yaml,
+    merge,
+    parse_overrides,
+    save_yaml,
+    to_dict,
+)
+from ebtk.energy import unwrap
+from ebtk.errors import EbtkError
+from ebtk.objectives.base import Objective, build_objective, objective_class
+from ebtk.tasks.base import Task, build_task, task_class
+from ebtk.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ebtk.train.distributed import DistInfo, broadcast_flag, cleanup, init_distributed
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def resolve_config(
+    task: str, objective: str, config_file: str | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """Defaults (trainer, sampler, objective, task) ← task's per-objective tweaks ← YAML ← key=value.
+
+    Every section is validated by building its dataclass, so a bad value fails here, before anything
+    is written to the run dir.
+    """
+    tcls = task_class(task)
+    ocls = objective_class(objective)
+    cfg: dict[str, Any] = {
+        "task": task,
+        "objective": {"name": objective, **ocls.default_section()},
+        "train": to_dict(TrainConfig()),
+        "sampler": to_dict(SamplerConfig()),
+        **{k: to_dict(c()) for k, c in tcls.sections.items()},
+    }
+    cfg = merge(cfg, {"train": dict(tcls.default_train), "sampler": dict(tcls.default_sampler)})
+    tweaks = dict(tcls.default_objective_overrides.get(objective, {}))
+    for sec in ("train", "sampler"):
+        if isinstance(tweaks.get(sec), dict):
+            cfg = merge(cfg, {sec: tweaks.pop(sec)})
+    cfg = merge(cfg, {"objective": tweaks})
+    if config_file:
+        file_cfg = load_yaml(config_file)
+        for key, given in (("task", task), ("objective", objective)):
+            v = file_cfg.get(key)
+            v = v.pop("name", None) if key == "objective" and isinstance(v, dict) else file_cfg.pop(key, None)
+            if v is not None and v != given:
+                raise EbtkError(f"{config_file} is for {key} {v!r}, but the command asks for {given!r}")
+        cfg = merge(cfg, file_cfg)
+    cfg = merge(cfg, parse_overrides(overrides or []))
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    tcls = task_class(cfg["task"])
+    from_dict(TrainConfig, cfg["train"], "train")
+    from_dict(SamplerConfig, cfg["sampler"], "sampler")
+    objective_class(cfg["objective"]["name"]).parse_section(cfg["objective"])
+    for k, c in tcls.sections.items():
+        from_dict(c, cfg.get(k, {}), k)
+
+
+def set_seed(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _Step(nn.Module):
+    """model + objective as one module, so DDP syncs the gradients of both (e.g. NCE's c)."""
+
+    def __init__(self, model: nn.Module, objective: Objective):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+
+    def forward(self, batch):  # noqa: ANN001
+        return self.objective(self.model, batch)
+
+
+class Trainer:
+    """Train `config` (a resolved config dict) into `run_dir`."""
+
+    def __init__(self, config: dict[str, Any], run_dir: str | Path, progress: bool = True):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.tc: TrainConfig = from_dict(TrainConfig, config["train"], "train")
+        self.progress = progress
+        self.dist: DistInfo = init_distributed(self.tc.device)
+        if self.tc.device.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise EbtkError("train.device=cuda but no CUDA device is available; use --device cpu")
+            dev = torch.device("cuda", self.dist.local_rank) if self.tc.device == "cuda" else self.tc.device
+            self.device = torch.device(dev)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        if self.tc.threads > 0:
+            torch.set_num_threads(self.tc.threads)
+        set_seed(self.tc.seed + 7919 * self.dist.rank)
+        self.task: Task = build_task(config, self.run_dir)
+        self.model: nn.Module = self.task.build_model(config["objective"]["name"]).to(self.device)
+        self.objective: Objective = build_objective(
+            config["objective"]["name"], config["objective"], config["sampler"], self.task
+        ).to(self.device)
+        self.objective.check_model(self.model)
+        self.objective.setup(self.model)
+        self.objective.to(self.device)
+        params = [p for p in list(self.model.parameters()) + list(self.objective.parameters()) if p.requires_grad]
+        self.optimizer = torch.optim.Adam(
+            params, lr=self.tc.lr, betas=(self.tc.beta1, self.tc.beta2), weight_decay=self.tc.weight_decay
+        )
+        self.step = 0
+        self.step_module: nn.Module = _Step(self.model, self.objective)
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # Replay buffers and chains are per rank: never broadcast buffers from rank 0.
+            self.step_module = DDP(
+                self.step_module, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True
+            )
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "task": self.config["task"],
+            "objective_name": self.config["objective"]["name"],
+            "step": self.step,
+            "model": unwrap(self.model).state_dict(),
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "config": self.config,
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        extra = getattr(self.task, "checkpoint_extra", None)
+        if extra is not None:
+            state["task_state"] = extra()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
+        for key, want in (("task", self.config["task"]), ("objective_name", self.config["objective"]["name"])):
+            if state.get(key) != want:
+                raise EbtkError(
+                    f"checkpoint {path} is from {key.split('_')[0]} {state.get(key)!r}, not {want!r}; "
+                    "use another --out"
+                )
+        try:
+            unwrap(self.model).load_state_dict(state["model"])
+            self.objective.load_state_dict(state["objective"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0][:160]
+            raise EbtkError(f"checkpoint {path} does not fit this model/config: {first}") from None
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+
+    def save(self) -> None:
+        if self.dist.main:
+            save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+
+    def maybe_resume(self) -> bool:
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        self.load_state_dict(load_checkpoint(path, map_location=self.device), path)
+        return True
+
+    # -- training ---------------------------------------------------------------------------------
+    def _batch_generator(self, step: int) -> torch.Generator:
+        seed = (self.tc.seed * 1_000_003 + step * self.dist.world + self.dist.rank) % (2**63)
+        return torch.Generator().manual_seed(seed)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.tc.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def fit(self) -> dict[str, Any]:
+        """Train to `train.steps` (resuming if a checkpoint exists), evaluate, write metrics.json."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.main:
+            save_yaml(self.config, self.run_dir / "config.yaml")
+        resumed = self.maybe_resume()
+        writer = None
+        if self.dist.main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step if resumed else None)
+        bar = None
+        if self.dist.main and self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=self.tc.steps, initial=self.step, desc=f"{self.config['task']}/{self.config['objective']['name']}",
+                dynamic_ncols=True, mininterval=1.0,
+            )
+        last_good = self.step
+        pending: list[dict[str, torch.Tensor]] = []
+        t0 = time.perf_counter()
+        start_step = self.step
+        try:
+            while self.step < self.tc.steps:
+                batch = self.task.train_batch(self._batch_generator(self.step), self.tc.batch_size).to(self.device)
+                self.step_module.train()
+                with self._autocast():
+                    out = self.step_module(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                if self.tc.grad_clip > 0:
+                    gnorm = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.tc.grad_clip)
+                else:
+                    gnorm = torch.zeros((), device=self.device)
+                self.optimizer.step()
+                self.step += 1
+                self.objective.after_step(self.model, self.step)
+                pending.append({"loss": out.loss.detach(), "grad_norm": gnorm.detach(), **{
+                    k: v.detach() for k, v in out.metrics.items()
+                }})
+                log_now = self.step % self.tc.log_every == 0 or self.step == self.tc.steps
+                ckpt_now = self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps
+                if log_now or ckpt_now:
+                    values = self._flush(pending, writer, bar)
+                    pending = []
+                    self._guard(values, last_good)
+                if ckpt_now:
+                    self.save()
+                    last_good = self.step
+                if self.tc.eval_every and self.step % self.tc.eval_every == 0 and self.step < self.tc.steps:
+                    self._evaluate(writer, final=False)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        train_seconds = time.perf_counter() - t0
+        metrics = self._evaluate(writer, final=True)
+        if self.dist.main and self.step > start_step:
+            metrics["train_seconds"] = round(train_seconds, 3)
+            metrics["steps_per_second"] = round((self.step - start_step) / max(train_seconds, 1e-9), 3)
+            write_metrics(self.run_dir, metrics)
+        if writer is not None:
+            writer.close()
+        cleanup(self.dist)
+        return metrics
+
+    def _flush(self, pending: list[dict[str, torch.Tensor]], writer: Any, bar: Any) -> dict[str, float]:
+        """One host sync per logging step: stack every pending metric, then average."""
+        keys = list(pending[-1].keys())
+        stacked = torch.stack([torch.stack([p[k].float().reshape(()) for k in keys]) for p in pending if
+                               list(p.keys()) == keys])
+        values = dict(zip(keys, stacked.mean(0).tolist()))
+        last = dict(zip(keys, stacked[-1].tolist()))
+        values["_last_loss"] = last["loss"]
+        values["_max_abs_e"] = max((abs(v) for k, v in last.items() if k.startswith("e_")), default=0.0)
+        values["_nonfinite"] = float(not torch.isfinite(stacked).all())
+        if writer is not None:
+            for k, v in values.items():
+                if not k.startswith("_") and math.isfinite(v):
+                    writer.add_scalar(f"train/{k}", v, self.step)
+        if bar is not None:
+            bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
+        return values
+
+    def _guard(self, values: dict[str, float], last_good: int) -> None:
+        bad = values["_nonfinite"] > 0 or values["_max_abs_e"] > self.tc.max_abs_energy
+        if broadcast_flag(bad, self.dist, self.device):
+            what = "loss or metrics became NaN/inf" if values["_nonfinite"] > 0 else (
+                f"|energy| reached {values['_max_abs_e']:.3g} > train.max_abs_energy={self.tc.max_abs_energy:g}"
+            )
+            raise EbtkError(
+                f"training diverged by step {self.step}: {what}; the last good checkpoint (step {last_good}) "
+                "is kept; hint: lower train.lr or sampler.step_size, or raise the energy regulariser"
+            )
+
+    def _evaluate(self, writer: Any, final: bool) -> dict[str, Any]:
+        if not self.dist.main:
+            return {}
+        model = unwrap(self.model)
+        model.eval()
+        metrics = evaluate_run(self.task, model, self.objective, self.run_dir, self.config, self.step)
+        model.train()
+        if writer is not None:
+            for k, v in metrics.items():
+                if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("steps",):
+                    writer.add_scalar(f"eval/{k}", v, self.step)
+        if final:
+            self.task.plots(model, self.run_dir)
+        return metrics
+
+
+def evaluate_run(
+    task: Task, model: nn.Module, objective: Objective, run_dir: Path, config: dict[str, Any], step: int
+) -> dict[str, Any]:
+    """The metrics.json dict: contract keys (task, objective, steps) first, then the task's metrics."""
+    gen_state = torch.get_rng_state()
+    torch.manual_seed(12345)  # evaluation sampling is reproducible and leaves training's RNG untouched
+    try:
+        found = task.evaluate(model, objective, run_dir)
+    finally:
+        torch.set_rng_state(gen_state)
+    out: dict[str, Any] = {"task": config["task"], "objective": config["objective"]["name"], "steps": step}
+    data = config.get("data", {})
+    if isinstance(data, dict) and "name" in data:
+        out["data"] = data["name"]
+    out["seed"] = config["train"]["seed"]
+    out.update({k: _clean(v) for k, v in found.items()})
+    return out
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
+def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse to train into a run dir that holds a different task/objective (nothing is touched)."""
+    cfg_path = Path(run_dir) / "config.yaml"
+    if not cfg_path.exists():
+        return
+    old = load_yaml(cfg_path)
+    old_obj = (old.get("objective") or {}).get("name") if isinstance(old.get("objective"), dict) else None
+    if old.get("task") != config["task"] or old_obj != config["objective"]["name"]:
+        raise EbtkError(
+            f"{run_dir} holds a run of task {old.get('task')!r} / objective {old_obj!r}; "
+            "choose another --out to start a new run"
+        )
+
+
+def train(
+    task: str,
+    objective: str,
+    out: str | Path,
+    config_file: str | None = None,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Python API of `ebtk train`: resolve the config, then train (or resume) into `out`."""
+    cfg = resolve_config(task, objective, config_file, overrides)
+    check_run_dir(Path(out), cfg)
+    return Trainer(cfg, out, progress=progress).fit()
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[dict[str, Any], Task, nn.Module, Objective, int]:
+    """Rebuild a finished or interrupted run: (config, task, model, objective, step), weights loaded."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise EbtkError(f"{run_dir} is not an ebtk run dir (no config.yaml)")
+    config = load_yaml(run_dir / "config.yaml")
+    if "task" not in config or not isinstance(config.get("objective"), dict):
+        raise EbtkError(f"{run_dir}/config.yaml is not an ebtk run config")
+    validate_config(config)
+    state = load_checkpoint(run_dir / CHECKPOINT, map_location=device)
+    task = build_task(config, run_dir)
+    model = task.build_model(config["objective"]["name"]).to(device)
+    objective = build_objective(config["objective"]["name"], config["objective"], config["sampler"], task)
+    objective.to(device)
+    objective.setup(model)
+    if state.get("task") != config["task"]:
+        raise EbtkError(f"checkpoint in {run_dir} is from task {state.get('task')!r}, not {config['task']!r}")
+    try:
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+    except (KeyError, RuntimeError) as e:
+        raise EbtkError(f"checkpoint in {run_dir} does not fit its config: {str(e).splitlines()[0][:160]}") from None
+    model.eval()
+    return config, task, model, objective, int(state["step"])
