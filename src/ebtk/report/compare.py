@@ -12,8 +12,7 @@ import yaml
 
 from ebtk.errors import EbtkError
 
-_IGNORED = {"train.seed", "train.device", "train.threads", "train.log_every", "train.ckpt_every",
-            "train.eval_every"}
+_IGNORED = {"train.seed", "train.device", "train.threads", "train.log_every", "train.ckpt_every", "train.eval_every"}
 _NON_METRICS = {"task", "objective", "steps", "data", "seed", "train_seconds"}
 
 
@@ -57,7 +56,8 @@ def summarise(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], d
     """Rows of `label, n, metric mean ± std...`; also returns the raw values per group and metric."""
     keys = sorted({k for r in runs for k in r["config"]} - _IGNORED)
     varying = [
-        k for k in keys
+        k
+        for k in keys
         if k not in ("task", "objective.name", "data.name")
         and len({json.dumps(r["config"].get(k), sort_keys=True) for r in runs}) > 1
     ]
@@ -67,7 +67,12 @@ def summarise(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], d
     metric_names: list[str] = []
     for r in runs:
         for k, v in r["metrics"].items():
-            if k not in _NON_METRICS and isinstance(v, int | float) and not isinstance(v, bool) and k not in metric_names:
+            if (
+                k not in _NON_METRICS
+                and isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and k not in metric_names
+            ):
                 metric_names.append(k)
     values: dict[str, dict[str, list[float]]] = {}
     rows = []

@@ -54,9 +54,7 @@ class Report:
         if not Path(path).is_file():
             return
         cap = html.escape(caption)
-        self.parts.append(
-            f'<figure><img src="{data_uri(path)}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
-        )
+        self.parts.append(f'<figure><img src="{data_uri(path)}" alt="{cap}"><figcaption>{cap}</figcaption></figure>')
 
     def audio(self, path: Path, label: str) -> None:
         if not Path(path).is_file():

@@ -170,8 +170,7 @@ class Trainer:
         for key, want in (("task", self.config["task"]), ("objective_name", self.config["objective"]["name"])):
             if state.get(key) != want:
                 raise EbtkError(
-                    f"checkpoint {path} is from {key.split('_')[0]} {state.get(key)!r}, not {want!r}; "
-                    "use another --out"
+                    f"checkpoint {path} is from {key.split('_')[0]} {state.get(key)!r}, not {want!r}; use another --out"
                 )
         try:
             unwrap(self.model).load_state_dict(state["model"])
@@ -222,8 +221,11 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(
-                total=self.tc.steps, initial=self.step, desc=f"{self.config['task']}/{self.config['objective']['name']}",
-                dynamic_ncols=True, mininterval=1.0,
+                total=self.tc.steps,
+                initial=self.step,
+                desc=f"{self.config['task']}/{self.config['objective']['name']}",
+                dynamic_ncols=True,
+                mininterval=1.0,
             )
         last_good = self.step
         pending: list[dict[str, torch.Tensor]] = []
@@ -244,9 +246,13 @@ class Trainer:
                 self.optimizer.step()
                 self.step += 1
                 self.objective.after_step(self.model, self.step)
-                pending.append({"loss": out.loss.detach(), "grad_norm": gnorm.detach(), **{
-                    k: v.detach() for k, v in out.metrics.items()
-                }})
+                pending.append(
+                    {
+                        "loss": out.loss.detach(),
+                        "grad_norm": gnorm.detach(),
+                        **{k: v.detach() for k, v in out.metrics.items()},
+                    }
+                )
                 log_now = self.step % self.tc.log_every == 0 or self.step == self.tc.steps
                 ckpt_now = self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps
                 if log_now or ckpt_now:
@@ -277,8 +283,9 @@ class Trainer:
     def _flush(self, pending: list[dict[str, torch.Tensor]], writer: Any, bar: Any) -> dict[str, float]:
         """One host sync per logging step: stack every pending metric, then average."""
         keys = list(pending[-1].keys())
-        stacked = torch.stack([torch.stack([p[k].float().reshape(()) for k in keys]) for p in pending if
-                               list(p.keys()) == keys])
+        stacked = torch.stack(
+            [torch.stack([p[k].float().reshape(()) for k in keys]) for p in pending if list(p.keys()) == keys]
+        )
         values = dict(zip(keys, stacked.mean(0).tolist()))
         last = dict(zip(keys, stacked[-1].tolist()))
         values["_last_loss"] = last["loss"]
@@ -295,8 +302,10 @@ class Trainer:
     def _guard(self, values: dict[str, float], last_good: int) -> None:
         bad = values["_nonfinite"] > 0 or values["_max_abs_e"] > self.tc.max_abs_energy
         if broadcast_flag(bad, self.dist, self.device):
-            what = "loss or metrics became NaN/inf" if values["_nonfinite"] > 0 else (
-                f"|energy| reached {values['_max_abs_e']:.3g} > train.max_abs_energy={self.tc.max_abs_energy:g}"
+            what = (
+                "loss or metrics became NaN/inf"
+                if values["_nonfinite"] > 0
+                else (f"|energy| reached {values['_max_abs_e']:.3g} > train.max_abs_energy={self.tc.max_abs_energy:g}")
             )
             raise EbtkError(
                 f"training diverged by step {self.step}: {what}; the last good checkpoint (step {last_good}) "
