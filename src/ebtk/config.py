@@ -182,6 +182,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; users mean a number
+            try:
+                value = float(value) if value.strip().lower() not in ("inf", "nan", "-inf") else value
+            except ValueError:
+                pass
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:

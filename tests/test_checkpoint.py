@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from ebtk.errors import EbtkError
+from ebtk.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+def test_roundtrip_and_atomic_replace(tmp_path: Path):
+    p = tmp_path / "checkpoint.pt"
+    save_checkpoint(p, {"step": 1, "w": torch.ones(3)})
+    save_checkpoint(p, {"step": 2, "w": torch.zeros(3)})
+    s = load_checkpoint(p)
+    assert s["step"] == 2 and torch.equal(s["w"], torch.zeros(3))
+    assert [f.name for f in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp files left behind
+
+
+def test_failed_write_keeps_old_checkpoint(tmp_path: Path):
+    p = tmp_path / "checkpoint.pt"
+    save_checkpoint(p, {"step": 5})
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        save_checkpoint(p, {"step": 6, "bad": Unpicklable()})
+    assert load_checkpoint(p)["step"] == 5
+    assert [f.name for f in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None])
+def test_corrupt_checkpoint_is_clear_error(tmp_path: Path, content):
+    p = tmp_path / "checkpoint.pt"
+    if content is None:  # truncated real checkpoint
+        save_checkpoint(p, {"step": 1, "w": torch.randn(1000)})
+        p.write_bytes(p.read_bytes()[:200])
+    else:
+        p.write_bytes(content)
+    with pytest.raises(EbtkError, match="corrupt or unreadable checkpoint") as e:
+        load_checkpoint(p)
+    assert "\n" not in str(e.value)
+
+
+def test_foreign_pickle_is_refused(tmp_path: Path):
+    p = tmp_path / "x.pt"
+    torch.save([1, 2, 3], p)
+    with pytest.raises(EbtkError, match="not an ebtk checkpoint"):
+        load_checkpoint(p)
