@@ -1,0 +1,1 @@
+"""Evaluation metrics. Import the submodules directly (e.g. `ebtk.metrics.speech`); kept import-light."""
