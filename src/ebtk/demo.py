@@ -58,7 +58,9 @@ def part_toy2d(root: Path, size: DemoSize, rep: Report) -> None:
     dirs = []
     for obj in TOY_OBJECTIVES:
         d = root / "toy2d" / obj
-        _train(d, "toy2d", obj, [f"train.steps={size.toy_steps}", "data.name=8gaussians", f"eval.grid={size.eval_grid}"])
+        _train(
+            d, "toy2d", obj, [f"train.steps={size.toy_steps}", "data.name=8gaussians", f"eval.grid={size.eval_grid}"]
+        )
         dirs.append(d)
     header, rows, _ = summarise(_load(dirs))
     rep.table(header, rows, "toy2d / 8-gaussians")
