@@ -1,0 +1,118 @@
+"""CD / PCD, and the samplers they rely on (Langevin, ReplayBuffer), on Gaussians with known answers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ebtk.config import SamplerConfig
+from ebtk.errors import EbtkError
+from ebtk.objectives.base import Batch
+from ebtk.objectives.cd import CD, PCD
+from ebtk.sampling import Langevin, ReplayBuffer
+from gaussian_task import ConvEnergy, GaussianEnergy, LinearScore, gauss_log_prob, make_task
+
+torch.set_num_threads(1)
+
+
+def test_langevin_reaches_gaussian_mean_and_variance():
+    torch.manual_seed(0)
+    mean, cov = torch.tensor([1.0, -2.0]), torch.tensor([[0.5, 0.2], [0.2, 0.4]])
+    model = GaussianEnergy(2, mean, torch.linalg.inv(cov))
+    x = Langevin(steps=400, step_size=0.01).sample(model, torch.randn(2000, 2) * 3)
+    torch.testing.assert_close(x.mean(0), mean, atol=0.05, rtol=0)
+    # unadjusted Langevin's stationary covariance is off by O(step size); 0.01 ⇒ ≈ 1%
+    torch.testing.assert_close(torch.cov(x.T), cov, atol=0.04, rtol=0)
+    assert not x.requires_grad and all(p.grad is None for p in model.parameters())
+
+
+def test_replay_buffer_draw_push_and_state_dict():
+    buf = ReplayBuffer(size=6, reinit=0.0)
+    fresh = lambda n: torch.full((n, 2), -1.0)  # noqa: E731
+    x0 = buf.draw(4, fresh)  # buffer empty: all fresh, appended on push
+    assert torch.equal(x0, fresh(4))
+    buf.push(torch.arange(8.0).reshape(4, 2))
+    assert int(buf.count) == 4
+    assert torch.equal(buf.draw(5, fresh), fresh(5))  # 4 filled < 5 requested: fresh again
+    buf.push(torch.arange(8.0, 18.0).reshape(5, 2))  # appends 2 (wrapping is capped at the end)
+    assert int(buf.count) == 6
+    stored = buf.data.clone()
+    assert torch.equal(stored[:4], torch.arange(8.0).reshape(4, 2))
+    torch.manual_seed(0)
+    drawn = buf.draw(3, fresh)
+    rows = [int((stored == r).all(1).nonzero()[0]) for r in drawn]  # every draw is a stored chain
+    buf.push(drawn + 100)  # chain ends go back into the slots they were drawn from
+    for r, d in zip(rows, drawn):
+        assert torch.equal(buf.data[r], d + 100)
+    other = ReplayBuffer(size=6, reinit=0.0)
+    other.load_state_dict(buf.state_dict())
+    assert torch.equal(other.data, buf.data) and int(other.count) == 6
+    full = ReplayBuffer(size=6, reinit=1.0)
+    full.load_state_dict(buf.state_dict())
+    assert torch.equal(full.draw(3, fresh), fresh(3))  # reinit=1 restarts every chain
+
+
+def test_cd_with_exact_model_samples_is_the_ml_gradient():
+    """α=0 and exact negatives: the CD gradient is the Monte Carlo ML gradient of the mean NLL."""
+    torch.manual_seed(0)
+    task = make_task()
+    obj = CD(CD.parse_section({"alpha": 0.0}), SamplerConfig(), task)
+    model = GaussianEnergy(2, torch.tensor([0.2, -0.5]), torch.tensor([[1.5, 0.3], [0.3, 1.0]]))
+    batch = task.train_batch(torch.Generator().manual_seed(0), 200000)
+    out = obj(model, batch, negatives=model.sample(200000))
+    g_cd = torch.autograd.grad(out.loss, [model.mu, model.L])
+    nll = -gauss_log_prob(batch.x, model.mu, model.P).mean()
+    g_ml = torch.autograd.grad(nll, [model.mu, model.L])
+    for a, b in zip(g_cd, g_ml):
+        torch.testing.assert_close(a, b, atol=0.03, rtol=0.05)
+    assert torch.equal(out.negatives, out.negatives.detach())
+
+
+def test_pcd_fits_a_gaussian():
+    torch.manual_seed(0)
+    task = make_task(sampler={"steps": 10, "step_size": 0.05, "buffer_size": 2000, "reinit": 0.05})
+    obj = PCD(PCD.parse_section({"alpha": 0.01}), task.sampler_cfg, task)
+    assert obj.chains.buffer is not None
+    model = GaussianEnergy(2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for step in range(200):
+        out = obj(model, task.train_batch(torch.Generator().manual_seed(step), 256))
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    torch.testing.assert_close(model.mu.detach(), task.mean, atol=0.15, rtol=0)
+    torch.testing.assert_close(torch.linalg.inv(model.P.detach()), task.cov, atol=0.2, rtol=0.2)
+    assert int(obj.chains.buffer.count) >= 256  # chain ends were pushed back
+
+
+def test_cd_chains_on_refiner_batches_start_at_the_hypothesis():
+    torch.manual_seed(0)
+    task = make_task(sampler={"steps": 3, "step_size": 0.01})
+    obj = CD(CD.parse_section({"hyp_noise": 0.05}), task.sampler_cfg, task)
+    hyp = torch.randn(2, 3, 6)
+    mask = torch.ones(2, 1, 6)
+    mask[1, :, 4:] = 0
+    batch = Batch(x=hyp + 0.3, cond=hyp, hyp=hyp, mask=mask)
+    out = obj(ConvEnergy(3), batch)
+    neg = out.negatives
+    assert neg.shape == hyp.shape and torch.equal(neg[1, :, 4:], hyp[1, :, 4:])
+    assert 0 < (neg - hyp).abs().max() < 1.0
+    pcd = PCD(PCD.parse_section({}), task.sampler_cfg, task)
+    with pytest.raises(EbtkError, match="persistent"):
+        pcd(ConvEnergy(3), batch)
+
+
+@pytest.mark.parametrize("cls", [CD, PCD])
+def test_cd_refuses_score_models(cls):
+    task = make_task()
+    obj = cls(cls.parse_section({}), SamplerConfig(), task)
+    with pytest.raises(EbtkError, match="energy"):
+        obj.check_model(LinearScore(2))
+    with pytest.raises(EbtkError, match="energy"):
+        obj(LinearScore(2), task.train_batch(torch.Generator().manual_seed(0), 4))
+
+
+@pytest.mark.parametrize("bad", [{"alpha": -0.1}, {"hyp_noise": -1}, {"nu": 2}])
+def test_cd_config_validation(bad):
+    with pytest.raises(EbtkError):
+        CD.parse_section(bad)
