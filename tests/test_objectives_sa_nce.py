@@ -1,0 +1,189 @@
+"""SA-NCE: G ≡ 0 and ½·ML gradient at a refresh, refresh timing, and c against a known log Z ratio."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ebtk.errors import EbtkError
+from ebtk.objectives.base import Batch
+from ebtk.objectives.sa_nce import SANCE
+from gaussian_task import ConvEnergy, GaussianEnergy, LinearScore, gauss_log_prob, make_task
+
+torch.set_num_threads(1)
+
+SAMPLER = {"steps": 5, "step_size": 0.01}
+
+
+def make(task, **cfg) -> SANCE:
+    return SANCE(SANCE.parse_section(cfg), task.sampler_cfg, task)
+
+
+def gaussian_model() -> GaussianEnergy:
+    return GaussianEnergy(2, torch.tensor([0.2, -0.5]), torch.tensor([[1.5, 0.3], [0.3, 1.0]]), b=0.7)
+
+
+@pytest.mark.parametrize("c_mode", ["learned", "estimated"])
+def test_at_refresh_logit_is_zero_and_loss_is_2log2(c_mode):
+    torch.manual_seed(0)
+    task = make_task(sampler=SAMPLER)
+    obj, model = make(task, c=c_mode), gaussian_model()
+    obj.setup(model)
+    out = obj(model, task.train_batch(torch.Generator().manual_seed(0), 64))  # real Langevin negatives
+    torch.testing.assert_close(out.loss, torch.tensor(2 * math.log(2)))
+    assert float(out.metrics["c"]) == 0.0 and float(out.metrics["acc"]) == 0.5
+    assert out.negatives.shape == (64, 2)
+    assert all(not p.requires_grad for p in obj.snapshot.parameters())
+    trainable = [n for n, p in obj.named_parameters() if p.requires_grad]
+    assert trainable == (["c"] if c_mode == "learned" else [])  # the snapshot is never optimised
+
+
+@pytest.mark.parametrize("c_mode", ["learned", "estimated"])
+def test_gradient_at_refresh_is_half_the_ml_gradient(c_mode):
+    torch.manual_seed(0)
+    task = make_task()
+    obj, model = make(task, c=c_mode), gaussian_model()
+    obj.setup(model)
+    n = 100000
+    batch = task.train_batch(torch.Generator().manual_seed(0), n)
+    y = model.sample(n)  # exact samples of the snapshot (= model) instead of Langevin
+    params = [model.mu, model.L]
+    g_sa = torch.autograd.grad(obj(model, batch, negatives=y).loss, params)
+    # Same samples: ½(mean ∇E(x) − mean ∇E(y)) exactly.
+    surrogate = 0.5 * (model(batch.x).mean() - model(y).mean())
+    for a, b in zip(g_sa, torch.autograd.grad(surrogate, params)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+    # Against the exact ML gradient of the mean Gaussian NLL (Monte Carlo tolerance).
+    nll = -gauss_log_prob(batch.x, model.mu, model.P).mean()
+    for a, b in zip(g_sa, torch.autograd.grad(nll, params)):
+        torch.testing.assert_close(a, 0.5 * b, atol=0.02, rtol=0.05)
+
+
+def _train(obj: SANCE, model: torch.nn.Module, task, steps: int, check=None, batch_size: int = 32) -> None:
+    opt = torch.optim.Adam(list(model.parameters()) + [p for p in obj.parameters() if p.requires_grad], lr=0.05)
+    obj.setup(model)
+    for step in range(1, steps + 1):
+        out = obj(model, task.train_batch(torch.Generator().manual_seed(step), batch_size))
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        obj.after_step(model, step)
+        if check is not None:
+            check(step)
+
+
+def _same(obj: SANCE, model: torch.nn.Module) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(obj.snapshot.state_dict().values(), model.state_dict().values()))
+
+
+def test_refresh_exactly_at_multiples_of_k_and_c_reset():
+    torch.manual_seed(0)
+    task = make_task(sampler=SAMPLER)
+    obj, model = make(task, interval=3), GaussianEnergy(2)
+    seen = {}
+
+    def check(step):
+        seen[step] = (_same(obj, model), float(obj.c.detach()), int(obj.refreshes))
+
+    _train(obj, model, task, 7, check)
+    assert [seen[s][0] for s in range(1, 8)] == [False, False, True, False, False, True, False]
+    assert seen[3][1] == 0.0 and seen[6][1] == 0.0 and seen[2][1] != 0.0 and seen[5][1] != 0.0
+    assert seen[7][2] == 2
+
+
+def test_interval_zero_never_refreshes():
+    torch.manual_seed(0)
+    task = make_task(sampler=SAMPLER)
+    obj, model = make(task, interval=0), GaussianEnergy(2)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    _train(obj, model, task, 6)
+    assert all(torch.equal(initial[k], v) for k, v in obj.snapshot.state_dict().items())
+    assert not _same(obj, model) and int(obj.refreshes) == 0 and float(obj.c.detach()) != 0.0
+
+
+def test_learned_and_estimated_c_agree_with_the_known_log_z_ratio():
+    """Data ~ p_θ (known), snapshot θ̄ another Gaussian: both c's → log Z_θ − log Z_θ̄."""
+    torch.manual_seed(0)
+    task = make_task()
+    model = GaussianEnergy(2, task.mean, torch.linalg.inv(task.cov), b=-0.4)
+    snap = GaussianEnergy(2, task.mean + 0.3, torch.linalg.inv(task.cov) * 0.8, b=1.1)
+    c_true = float((model.log_z() - snap.log_z()).detach())
+    n = 20000
+    batch = task.train_batch(torch.Generator().manual_seed(0), n)
+    y = snap.sample(n)
+    est = make(task, c="estimated")
+    est.setup(snap)
+    c_est = float(est(model, batch, negatives=y).metrics["c"])
+    learned = make(task, c="learned")
+    learned.setup(snap)
+    opt = torch.optim.LBFGS([learned.c], lr=1, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = learned(model, batch, negatives=y).loss
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    c_learned = float(learned.c.detach())
+    assert abs(c_est - c_true) < 0.05
+    assert abs(c_learned - c_true) < 0.05
+    assert abs(c_learned - c_est) < 0.05
+
+
+def test_refiner_batches_condition_model_and_snapshot():
+    torch.manual_seed(0)
+    task = make_task(sampler=SAMPLER)
+    obj = make(task, nu=2, hyp_noise=0.05)
+    model = ConvEnergy(3)
+    obj.setup(model)
+    hyp = torch.randn(2, 3, 6)
+    batch = Batch(x=hyp + 0.2, cond=hyp, hyp=hyp, mask=torch.ones(2, 1, 6))
+    out = obj(model, batch)
+    assert out.negatives.shape == (4, 3, 6)
+    assert (out.negatives - torch.cat([hyp, hyp])).abs().max() < 1.0  # chains start at the hypothesis
+    # at a refresh G = −log ν for every point, so the loss is log(1+ν) + ν·log(1+1/ν)
+    torch.testing.assert_close(out.loss, torch.tensor(math.log(3) + 2 * math.log(1.5)))
+    out.loss.backward()
+    assert model.proj.weight.grad is not None
+
+
+def test_snapshot_round_trips_through_state_dict():
+    task = make_task(sampler=SAMPLER)
+    a, b = make(task), make(task)
+    a.setup(gaussian_model())
+    b.setup(GaussianEnergy(2))
+    b.load_state_dict(a.state_dict())
+    assert all(torch.equal(x, y) for x, y in zip(a.snapshot.state_dict().values(), b.snapshot.state_dict().values()))
+
+
+def test_sa_nce_refuses_score_models_and_missing_setup():
+    task = make_task()
+    obj = make(task)
+    with pytest.raises(EbtkError, match="energy"):
+        obj.setup(LinearScore(2))
+    with pytest.raises(EbtkError, match="setup"):
+        obj(GaussianEnergy(2), task.train_batch(torch.Generator().manual_seed(0), 4))
+
+
+@pytest.mark.parametrize("bad", [{"interval": -1}, {"c": "fixed"}, {"nu": 0}, {"alpha": -1.0}, {"interval": 1.5}])
+def test_sa_nce_config_validation(bad):
+    with pytest.raises(EbtkError):
+        SANCE.parse_section(bad)
+
+
+def test_interval_never_alias_parses_to_zero():
+    assert SANCE.parse_section({"interval": "never"}).interval == 0
+
+
+def test_persistent_sa_nce_fits_a_gaussian():
+    """End to end with the real Langevin chains (persistent): the fit reaches the data Gaussian."""
+    torch.manual_seed(0)
+    task = make_task(sampler={"steps": 10, "step_size": 0.05, "persistent": True, "buffer_size": 1000})
+    obj, model = make(task, interval=10), GaussianEnergy(2)
+    _train(obj, model, task, 200, batch_size=256)
+    torch.testing.assert_close(model.mu.detach(), task.mean, atol=0.1, rtol=0)
+    torch.testing.assert_close(torch.linalg.inv(model.P.detach()), task.cov, atol=0.15, rtol=0.1)
+    assert int(obj.refreshes) == 20
