@@ -12,6 +12,8 @@ MODULES = [
     "ebtk.objectives.ssm",
     "ebtk.objectives.dsm",
     "ebtk.objectives.delta",
+    "ebtk.objectives.acoustic",
+    "ebtk.objectives.fm",
     "ebtk.tasks.toy2d",
     "ebtk.tasks.digits",
     "ebtk.tasks.tts",
