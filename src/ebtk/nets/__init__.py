@@ -1,0 +1,1 @@
+"""Networks: energy and score models, registered under kind "net". Import submodules directly."""

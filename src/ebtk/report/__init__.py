@@ -1,0 +1,1 @@
+"""Reports: plots (matplotlib, Agg) and HTML. Import submodules directly; this package stays light."""
