@@ -77,7 +77,11 @@ def density_and_samples(
 
 
 def scatter(
-    samples: ArrayLike, path: str | Path, data: ArrayLike | None = None, lo: float = -4.5, hi: float = 4.5,
+    samples: ArrayLike,
+    path: str | Path,
+    data: ArrayLike | None = None,
+    lo: float = -4.5,
+    hi: float = 4.5,
     title: str | None = None,
 ) -> Path:
     """Scatter plot of 2-D samples (N, 2), optionally over data (M, 2), in the box [lo, hi]²."""

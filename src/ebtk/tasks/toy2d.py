@@ -233,9 +233,7 @@ class Pinwheel(CurveMixture):
         return (self._arm(k, u) + self.std * eps).float()
 
 
-DATASETS: dict[str, type[Toy2dDataset]] = {
-    c.name: c for c in (EightGaussians, Rings, Moons, Checkerboard, Pinwheel)
-}
+DATASETS: dict[str, type[Toy2dDataset]] = {c.name: c for c in (EightGaussians, Rings, Moons, Checkerboard, Pinwheel)}
 
 
 def make_dataset(name: str) -> Toy2dDataset:
@@ -428,8 +426,14 @@ class Toy2d(Task):
             net.train(was_training)
         e = self.eval_cfg
         path = density_and_samples(
-            field, e.lo, e.hi, samples, Path(run_dir) / "density_samples.png",
-            data=self.test_data()[:2000], field_title=label, title=f"toy2d {self.data_cfg.name}",
+            field,
+            e.lo,
+            e.hi,
+            samples,
+            Path(run_dir) / "density_samples.png",
+            data=self.test_data()[:2000],
+            field_title=label,
+            title=f"toy2d {self.data_cfg.name}",
         )
         return [path]
 
