@@ -54,7 +54,7 @@ def test_replay_buffer_draw_push_and_state_dict():
 
 def test_cd_with_exact_model_samples_is_the_ml_gradient():
     """α=0 and exact negatives: the CD gradient is the Monte Carlo ML gradient of the mean NLL."""
-    torch.manual_seed(0)
+    torch.manual_seed(123)  # independent of the data generator's seed
     task = make_task()
     obj = CD(CD.parse_section({"alpha": 0.0}), SamplerConfig(), task)
     model = GaussianEnergy(2, torch.tensor([0.2, -0.5]), torch.tensor([[1.5, 0.3], [0.3, 1.0]]))

@@ -42,7 +42,7 @@ def test_at_refresh_logit_is_zero_and_loss_is_2log2(c_mode):
 
 @pytest.mark.parametrize("c_mode", ["learned", "estimated"])
 def test_gradient_at_refresh_is_half_the_ml_gradient(c_mode):
-    torch.manual_seed(0)
+    torch.manual_seed(123)  # independent of the data generator's seed
     task = make_task()
     obj, model = make(task, c=c_mode), gaussian_model()
     obj.setup(model)
@@ -105,7 +105,7 @@ def test_interval_zero_never_refreshes():
 
 def test_learned_and_estimated_c_agree_with_the_known_log_z_ratio():
     """Data ~ p_θ (known), snapshot θ̄ another Gaussian: both c's → log Z_θ − log Z_θ̄."""
-    torch.manual_seed(0)
+    torch.manual_seed(123)  # independent of the data generator's seed
     task = make_task()
     model = GaussianEnergy(2, task.mean, torch.linalg.inv(task.cov), b=-0.4)
     snap = GaussianEnergy(2, task.mean + 0.3, torch.linalg.inv(task.cov) * 0.8, b=1.1)

@@ -1,0 +1,51 @@
+"""Delta loss for refiners: teach the score to point from the hypothesis to its reference.
+
+loss = masked mean ‖s_θ(Ŷ', cond) − (Y − Ŷ')/η‖², with Ŷ' = Ŷ + `hyp_noise`·ε and η = `step_size`, so one
+first-order step Ŷ' + η·s(Ŷ') lands on Y (`ebtk.sampling.descent` with step size η). Perturbing the
+hypothesis widens the region where the score is trained beyond the (too good) training hypotheses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ebtk.energy import score_of
+from ebtk.errors import EbtkError
+from ebtk.objectives.base import Batch, LossOutput, Objective, masked_mean
+from ebtk.registry import register
+
+
+@dataclass
+class DeltaConfig:
+    hyp_noise: float = 0.0  # std of the Gaussian perturbation of the hypothesis
+    step_size: float = 1.0  # η: the refinement step the target is scaled for
+
+    def validate(self) -> None:
+        if self.hyp_noise < 0:
+            raise EbtkError(f"objective.hyp_noise must be ≥ 0, got {self.hyp_noise}")
+        if self.step_size <= 0:
+            raise EbtkError(f"objective.step_size must be > 0, got {self.step_size}")
+
+
+@register("objective", "delta")
+class Delta(Objective):
+    name: ClassVar[str] = "delta"
+    Config: ClassVar[type] = DeltaConfig
+    needs_energy: ClassVar[bool] = False
+
+    def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        if batch.hyp is None:
+            raise EbtkError("the delta loss needs batches with a hypothesis aligned to the reference "
+                            "(a refiner task such as tts); hint: use ssm or dsm for unconditional data")
+        hyp = batch.hyp
+        if self.cfg.hyp_noise > 0:
+            eps = torch.randn_like(hyp)
+            hyp = hyp + self.cfg.hyp_noise * (eps * batch.mask if batch.mask is not None else eps)
+        target = (batch.x - hyp) / self.cfg.step_size
+        s = score_of(model, hyp, batch.cond, create_graph=True)
+        loss = masked_mean((s - target).pow(2), batch.mask)
+        return LossOutput(loss, {"target_rms": masked_mean(target.detach().pow(2), batch.mask).sqrt()}, None)

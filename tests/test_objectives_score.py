@@ -1,0 +1,237 @@
+"""Score objectives (SSM, DSM, delta) against Gaussian closed forms, for energy and score models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from ebtk.config import SamplerConfig
+from ebtk.energy import ScoreModel
+from ebtk.errors import EbtkError
+from ebtk.objectives.base import Batch
+from ebtk.objectives.delta import Delta
+from ebtk.objectives.dsm import DSM
+from ebtk.objectives.ssm import SSM
+from ebtk.sampling import descent
+from gaussian_task import ConvEnergy, ConvScore, GaussianEnergy, LinearScore, make_task
+
+torch.set_num_threads(1)
+
+
+def make(cls, task=None, **cfg):
+    return cls(cls.parse_section(cfg), SamplerConfig(), task or make_task())
+
+
+def fisher_objective_gaussian_energy(model: GaussianEnergy, mean: torch.Tensor, cov: torch.Tensor) -> float:
+    """J = E_p[½‖s‖² + tr ∇s] for s = −P(x−μ) and p = N(mean, cov): ½[tr(PΣP) + ‖P(m−μ)‖²] − tr P."""
+    P = model.P.detach()
+    d = mean - model.mu.detach()
+    return float(0.5 * (torch.trace(P @ cov @ P) + (P @ d).pow(2).sum()) - torch.trace(P))
+
+
+@pytest.mark.parametrize("projection", ["rademacher", "gaussian"])
+@pytest.mark.parametrize("vr", [False, True])
+def test_ssm_equals_fisher_objective_on_a_gaussian_energy(projection, vr):
+    torch.manual_seed(123)  # not the data generator's seed: v must be independent of x
+    task = make_task()
+    model = GaussianEnergy(2, torch.tensor([0.1, -0.3]), torch.tensor([[1.2, 0.4], [0.4, 0.9]]))
+    obj = make(SSM, task, projection=projection, variance_reduced=vr, n_projections=2)
+    batch = task.train_batch(torch.Generator().manual_seed(0), 100000)
+    out = obj(model, batch)
+    want = fisher_objective_gaussian_energy(model, task.mean, task.cov)
+    assert abs(float(out.loss.detach()) - want) < 0.03
+    out.loss.backward()  # differentiable through the score (create_graph)
+    assert model.mu.grad is not None and model.L.grad is not None
+
+
+def test_ssm_on_a_linear_score_model_equals_fisher_objective():
+    torch.manual_seed(123)
+    task = make_task()
+    model = LinearScore(2)
+    with torch.no_grad():
+        model.A.copy_(torch.tensor([[-1.0, 0.3], [0.1, -0.7]]))  # not symmetric: not an energy's score
+        model.c.copy_(torch.tensor([0.2, -0.4]))
+    batch = task.train_batch(torch.Generator().manual_seed(0), 100000)
+    out = make(SSM, task, variance_reduced=True)(model, batch)
+    A, c, m, C = model.A.detach(), model.c.detach(), task.mean, task.cov
+    want = 0.5 * (torch.trace(A @ C @ A.T) + (A @ m + c).pow(2).sum()) + torch.trace(A)
+    assert abs(float(out.loss.detach()) - float(want)) < 0.02
+
+
+def _lbfgs(params, loss_fn, iters: int = 3, max_iter: int = 200) -> None:
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        torch.manual_seed(1)  # fixed projections / noise: a deterministic objective
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    for _ in range(iters):
+        opt.step(closure)
+
+
+def test_minimising_ssm_recovers_mean_and_precision():
+    torch.manual_seed(0)
+    task = make_task()
+    model = GaussianEnergy(2)
+    model.b.requires_grad_(False)
+    obj = make(SSM, task, n_projections=2, variance_reduced=True)
+    batch = task.train_batch(torch.Generator().manual_seed(0), 3000)
+    _lbfgs([model.mu, model.L], lambda: obj(model, batch).loss, iters=1, max_iter=50)
+    torch.testing.assert_close(model.mu.detach(), task.mean, atol=0.06, rtol=0)
+    torch.testing.assert_close(model.P.detach(), torch.linalg.inv(task.cov), atol=0.2, rtol=0.1)
+
+
+@pytest.mark.parametrize("kind", ["score", "energy"])
+def test_dsm_optimum_is_the_smoothed_gaussian_score(kind):
+    torch.manual_seed(0)
+    task = make_task()
+    sigma = 0.5
+    obj = make(DSM, task, sigmas=[sigma])
+    batch = task.train_batch(torch.Generator().manual_seed(0), 20000)
+    smoothed = torch.linalg.inv(task.cov + sigma**2 * torch.eye(2))
+    if kind == "score":
+        model = LinearScore(2)
+        _lbfgs(list(model.parameters()), lambda: obj(model, batch).loss)
+        A, c = model.A.detach(), model.c.detach()
+    else:
+        model = GaussianEnergy(2)
+        model.b.requires_grad_(False)
+        _lbfgs([model.mu, model.L], lambda: obj(model, batch).loss)
+        A = -model.P.detach()
+        c = model.P.detach() @ model.mu.detach()
+    # s(x) = A x + c should be −(Σ+σ²I)⁻¹(x − μ)
+    torch.testing.assert_close(A, -smoothed, atol=0.06, rtol=0.05)
+    torch.testing.assert_close(c, smoothed @ task.mean, atol=0.06, rtol=0.05)
+
+
+def test_dsm_draws_each_sigma_from_the_list():
+    """With a zero score the loss is E[½σ²‖ε/σ‖²] = D/2 whatever σ; per-σ weights check the mixing."""
+    torch.manual_seed(0)
+    task = make_task()
+
+    class Zero(ScoreModel):
+        def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
+            return torch.zeros_like(x) * x
+
+    out = make(DSM, task, sigmas=[0.1, 1.0, 3.0])(Zero(), task.train_batch(torch.Generator().manual_seed(0), 40000))
+    assert abs(float(out.loss) - 1.0) < 0.03
+
+
+class OracleScore(ScoreModel):
+    """s(x, cond) = (cond − x)/η + offset: the exact delta-loss target when cond is the reference."""
+
+    def __init__(self, eta: float = 1.0, offset: float = 0.0):
+        super().__init__()
+        self.eta, self.offset = eta, offset
+
+    def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        return (cond - x) / self.eta + self.offset
+
+
+def _refiner_batch(mask: bool = True) -> Batch:
+    torch.manual_seed(0)
+    ref = torch.randn(3, 4, 7)
+    hyp = ref + 0.5 * torch.randn_like(ref)
+    m = None
+    if mask:
+        m = torch.ones(3, 1, 7)
+        m[2, :, 5:] = 0
+    return Batch(x=ref, cond=ref, hyp=hyp, mask=m)
+
+
+@pytest.mark.parametrize("eta", [1.0, 0.5])
+def test_delta_zero_exactly_at_the_target_and_one_step_lands_on_the_reference(eta):
+    batch = _refiner_batch()
+    obj = make(Delta, step_size=eta)
+    out = obj(OracleScore(eta), batch)
+    assert float(out.loss) == 0.0
+    landed = descent(OracleScore(eta), batch.hyp, steps=1, step_size=eta, cond=batch.cond)
+    torch.testing.assert_close(landed, batch.x)
+    # an offset d on the score costs exactly mean d² over valid elements
+    assert abs(float(obj(OracleScore(eta, offset=0.3), batch).loss) - 0.09) < 1e-6
+
+
+def test_delta_with_an_energy_model():
+    """E = ½‖x − cond‖² has score cond − x: zero delta loss, and the loss is differentiable."""
+    batch = _refiner_batch()
+    model = ConvEnergy(4)
+    with torch.no_grad():
+        model.proj.weight.copy_(torch.eye(4).unsqueeze(-1))
+        model.proj.bias.zero_()
+    out = make(Delta)(model, batch)
+    assert float(out.loss) < 1e-10
+    torch.testing.assert_close(descent(model, batch.hyp, 1, 1.0, cond=batch.cond), batch.x)
+    with torch.no_grad():
+        model.proj.bias.fill_(0.1)
+    out = make(Delta)(model, batch)
+    torch.testing.assert_close(out.loss, torch.tensor(0.01))
+    out.loss.backward()
+    assert model.proj.bias.grad is not None
+
+
+def test_delta_masks_padded_frames_and_perturbs_hypotheses():
+    batch = _refiner_batch()
+    batch.x[2, :, 5:] = 100.0  # garbage in padding must not count
+    batch.cond = batch.x
+    assert float(make(Delta)(OracleScore(), batch).loss) < 1e-10
+    noisy = make(Delta, hyp_noise=0.2)
+    torch.manual_seed(0)
+    # the oracle's score at a perturbed Ŷ' is ref − Ŷ', exactly the target for Ŷ': still zero
+    assert float(noisy(OracleScore(), batch).loss) < 1e-10
+    # a model that ignores x sees exactly the perturbation: loss = mean (hyp_noise·ε)²
+    plain = Batch(x=batch.x[:2], cond=batch.x[:2] - batch.hyp[:2], hyp=batch.hyp[:2])
+    torch.manual_seed(0)
+    loss = noisy(ConstScore(), plain).loss
+    torch.manual_seed(0)
+    eps = torch.randn_like(plain.hyp)
+    torch.testing.assert_close(loss, (0.2 * eps).pow(2).mean())
+
+
+class ConstScore(ScoreModel):
+    """s(x, cond) = cond, whatever x."""
+
+    def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        return cond + 0 * x
+
+
+def test_delta_needs_a_hypothesis():
+    with pytest.raises(EbtkError, match="hypothesis"):
+        make(Delta)(OracleScore(), Batch(x=torch.randn(2, 3)))
+
+
+def test_score_objectives_work_on_masked_sequences_with_both_model_kinds():
+    batch = _refiner_batch()
+    for model in (ConvScore(4), ConvEnergy(4)):
+        for obj in (make(SSM), make(SSM, variance_reduced=True), make(DSM, sigmas=[0.1, 0.2]), make(Delta)):
+            out = obj(model, batch)
+            assert out.loss.shape == () and torch.isfinite(out.loss)
+            model.zero_grad()
+            out.loss.backward()
+            assert all(p.grad is not None for p in model.parameters())
+
+
+def test_ssm_per_element_normalisation_on_sequences():
+    """For E = ½‖x‖² (score −x, tr∇s = −n): J per valid element = ½E[x²] − 1, padded frames excluded."""
+    batch = _refiner_batch()
+    model = ConvEnergy(4)  # with cond None: E = ½‖x‖²
+    b = Batch(x=batch.x, hyp=batch.hyp, mask=batch.mask)
+    out = make(SSM, variance_reduced=True)(model, b)
+    m = batch.mask.expand_as(batch.x)
+    want = 0.5 * (batch.x.pow(2) * m).sum() / m.sum() - 1.0
+    torch.testing.assert_close(out.loss, want)
+
+
+@pytest.mark.parametrize(
+    "cls,bad",
+    [(SSM, {"n_projections": 0}), (SSM, {"projection": "sphere"}), (DSM, {"sigmas": []}),
+     (DSM, {"sigmas": [0.1, -0.2]}), (Delta, {"hyp_noise": -0.1}), (Delta, {"step_size": 0}),
+     (Delta, {"step": 1})],
+)
+def test_score_objective_config_validation(cls, bad):
+    with pytest.raises(EbtkError):
+        cls.parse_section(bad)
