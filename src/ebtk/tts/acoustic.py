@@ -127,7 +127,9 @@ class DurationPredictor(nn.Module):
 class ConvDecoder(nn.Module):
     """Residual dilated conv stack. shape: (h_y (B, C, T), μ_y (B, 80, T), mask) -> normalised mel (B, 80, T).
 
-    Predicts a residual over the aligned prior means μ_y, which already carry the coarse spectrum."""
+    Predicts a residual over the aligned prior means μ_y, which already carry the coarse spectrum. Frame
+    positions are added as sinusoids (as FastSpeech does after its length regulator): inside a phoneme
+    the regulated inputs are constant, and position is what tells its frames apart."""
 
     def __init__(self, cfg: AcousticConfig):
         super().__init__()
@@ -139,7 +141,7 @@ class ConvDecoder(nn.Module):
         self.out = nn.Conv1d(c, N_MELS, 1)
 
     def forward(self, h_y: torch.Tensor, mu_y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.inp(torch.cat([h_y, mu_y], 1)) * mask
+        h = (self.inp(torch.cat([h_y, mu_y], 1)) + sinusoids(h_y.shape[-1], h_y.shape[1], h_y.device)) * mask
         for blk in self.blocks:
             h = h + blk(h, mask)
         return (mu_y + self.out(h)) * mask
@@ -190,7 +192,7 @@ class AcousticModel(nn.Module):
         """Length regulator: (h (B, C, N), μ (B, 80, N), path (B, N, T)) -> (h_y (B, C, T), μ_y (B, 80, T))."""
         return torch.bmm(h, path), torch.bmm(mu, path)
 
-    def decode(self, h_y: torch.Tensor, mu_y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def decode(self, h_y: torch.Tensor, mu_y: torch.Tensor, mask: torch.Tensor, **kw) -> torch.Tensor:  # noqa: ANN003
         """Normalised mel from the regulated encoding. shape: -> (B, 80, T)."""
         return self.decoder(h_y, mu_y, mask)
 
@@ -228,16 +230,16 @@ class AcousticModel(nn.Module):
         _, mu, _, _ = self.encode(phonemes, ph_lengths)
         return durations_from_alignment(self.align(mu, self.norm(mel), ph_lengths, mel_lengths))
 
-    def _from_durations(self, h, mu, durations, ph_mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    def _from_durations(self, h, mu, durations, ph_mask, **decode_kw) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
         durations = durations.long() * ph_mask[:, 0].long()
         path = alignment_from_durations(durations)
         mel_mask = (path.sum(1, keepdim=True) > 0).float()
         h_y, mu_y = self.regulate(h, mu, path)
-        return self.decode(h_y, mu_y, mel_mask), mu_y, mel_mask
+        return self.decode(h_y, mu_y, mel_mask, **decode_kw), mu_y, mel_mask
 
     @torch.no_grad()
     def hypothesis(
-        self, phonemes: torch.Tensor, ph_lengths: torch.Tensor, durations: torch.Tensor
+        self, phonemes: torch.Tensor, ph_lengths: torch.Tensor, durations: torch.Tensor, **decode_kw
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Frame-aligned hypothesis from given durations (B, N).
 
@@ -245,7 +247,7 @@ class AcousticModel(nn.Module):
         T = max_b Σ durations[b]; padded frames are 0.
         """
         h, mu, _, ph_mask = self.encode(phonemes, ph_lengths)
-        y_n, mu_y, mask = self._from_durations(h, mu, durations, ph_mask)
+        y_n, mu_y, mask = self._from_durations(h, mu, durations, ph_mask, **decode_kw)
         return self.denorm(y_n) * mask, self.denorm(mu_y) * mask, mask
 
     @torch.no_grad()
@@ -258,10 +260,10 @@ class AcousticModel(nn.Module):
 
     @torch.no_grad()
     def infer(
-        self, phonemes: torch.Tensor, ph_lengths: torch.Tensor | None = None, length_scale: float = 1.0
+        self, phonemes: torch.Tensor, ph_lengths: torch.Tensor | None = None, length_scale: float = 1.0, **decode_kw
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Text-only synthesis with predicted durations: -> (Ŷ, μ_y, mask) as `hypothesis`."""
         if ph_lengths is None:
             ph_lengths = torch.full((phonemes.shape[0],), phonemes.shape[1], device=phonemes.device)
         dur = self.predict_durations(phonemes, ph_lengths, length_scale)
-        return self.hypothesis(phonemes, ph_lengths, dur)
+        return self.hypothesis(phonemes, ph_lengths, dur, **decode_kw)

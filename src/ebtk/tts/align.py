@@ -13,30 +13,79 @@ as in Glow-TTS's Cython kernel.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ebtk.errors import EbtkError
 
 
 @torch.no_grad()
-def maximum_path(logp: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
+def maximum_path(logp: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor,
+                 backend: str = "auto") -> torch.Tensor:
     """Hard monotonic alignment.
 
     shape: logp (B, N, T) float; text_lengths (B,), mel_lengths (B,) ints -> path (B, N, T) float in {0, 1}
     with path[b].sum(0) == 1 on the first mel_lengths[b] frames and 0 elsewhere.
+    backend: "torch" (vectorised, any device), "numba" (compiled loops, CPU; about 20× faster there) or
+    "auto" (numba for CPU tensors when it is installed).
     """
     if logp.dim() != 3:
         raise EbtkError(f"maximum_path wants logp of shape (B, N, T), got {tuple(logp.shape)}")
-    b, n, t = logp.shape
-    device = logp.device
-    tx = text_lengths.to(device=device, dtype=torch.long)
-    ty = mel_lengths.to(device=device, dtype=torch.long)
-    if bool((tx < 1).any()) or bool((ty < tx).any()):
-        bad = int(torch.nonzero((ty < tx) | (tx < 1))[0, 0])
+    tx = text_lengths.to(device=logp.device, dtype=torch.long)
+    ty = mel_lengths.to(device=logp.device, dtype=torch.long)
+    if bool((tx < 1).any()) or bool((ty < tx).any()) or bool((ty > logp.shape[2]).any()):
+        bad = int(torch.nonzero((ty < tx) | (tx < 1) | (ty > logp.shape[2]))[0, 0])
         raise EbtkError(
             f"cannot align item {bad}: {int(tx[bad])} phonemes but {int(ty[bad])} frames "
             "(every phoneme needs at least one frame); hint: drop utterances that are too short"
         )
+    if backend not in ("auto", "torch", "numba"):
+        raise EbtkError(f"maximum_path backend must be auto, torch or numba, got {backend!r}")
+    if backend == "numba" or (backend == "auto" and logp.device.type == "cpu" and _numba_kernel() is not None):
+        kernel = _numba_kernel()
+        if kernel is None:
+            raise EbtkError("maximum_path backend=numba but numba is not installed; hint: pip install numba")
+        path = np.zeros(logp.shape, dtype=np.float32)
+        kernel(path, logp.detach().float().cpu().numpy(), tx.cpu().numpy(), ty.cpu().numpy())
+        return torch.from_numpy(path).to(logp.device)
+    return _maximum_path_torch(logp, tx, ty)
+
+
+try:  # numba is optional: the torch path below works everywhere
+    import numba
+except ImportError:  # pragma: no cover - depends on the environment
+    numba = None
+
+
+def _mas_numba_py(path, value, tx, ty):  # noqa: ANN001, ANN202
+    """Per-item DP + backtrack in plain loops (compiled by numba; Glow-TTS's Cython kernel)."""
+    neg = -1e30
+    for b in range(value.shape[0]):
+        n, t = tx[b], ty[b]
+        q = np.full((n, t), neg, dtype=np.float64)
+        q[0, 0] = value[b, 0, 0]
+        for j in range(1, t):
+            for i in range(max(0, n + j - t), min(n, j + 1)):
+                stay = q[i, j - 1]
+                move = q[i - 1, j - 1] if i > 0 else neg
+                q[i, j] = (move if move > stay else stay) + value[b, i, j]
+        i = n - 1
+        for j in range(t - 1, -1, -1):
+            path[b, i, j] = 1.0
+            if i > 0 and (i == j or q[i - 1, j - 1] > q[i, j - 1]):
+                i -= 1
+
+
+_mas_numba = numba.njit(cache=True, nogil=True)(_mas_numba_py) if numba is not None else None
+
+
+def _numba_kernel():  # noqa: ANN202
+    return _mas_numba
+
+
+def _maximum_path_torch(logp: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    b, n, t = logp.shape
+    device = logp.device
     neg = torch.finfo(torch.float32).min / 4  # finite "−inf": sums of a few of them stay finite
     value = logp.float().masked_fill(torch.arange(n, device=device)[None, :, None] >= tx[:, None, None], neg)
     q = torch.full((b, n), neg, device=device)
