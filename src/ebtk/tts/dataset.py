@@ -1,0 +1,235 @@
+"""LJSpeech-layout corpora: the real LJSpeech download or anything in its layout (e.g. `ebtk corpus make`).
+
+Layout: ``metadata.csv`` with ``id|text|normalized`` (2 or 3 fields, ``|``-separated, no quoting: LJSpeech has
+bare quotes in its text) and ``wavs/<id>.wav``. Mels are cached on disk as .npy, keyed by the mel settings and by
+each wav's size and mtime, so editing a wav or changing the mel recipe never serves a stale mel.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ebtk.errors import EbtkError
+from ebtk.tts.audio import SAMPLE_RATE, load_wav, mel_settings, mel_spectrogram
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One corpus entry; `normalized` falls back to our text normaliser when the metadata has 2 fields."""
+
+    id: str
+    text: str
+    normalized: str
+    wav_path: Path
+
+
+def user_cache_dir() -> Path:
+    """Where caches go when a corpus directory is read-only: $EBTK_CACHE_DIR, else $XDG_CACHE_HOME/ebtk."""
+    if os.environ.get("EBTK_CACHE_DIR"):
+        return Path(os.environ["EBTK_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ebtk"
+
+
+def _writable(d: Path) -> bool:
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class LJSpeechCorpus:
+    """Read-only view of an LJSpeech-layout directory with cached mels and deterministic splits."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.metadata_path = self.path / "metadata.csv"
+        if not self.path.is_dir():
+            raise EbtkError(f"corpus directory not found: {self.path}")
+        if not self.metadata_path.is_file():
+            raise EbtkError(f"corpus has no metadata.csv: {self.metadata_path} (expected LJSpeech layout)")
+        self.items: list[Utterance] = self._read_metadata()
+        self._by_id = {u.id: u for u in self.items}
+        if len(self._by_id) != len(self.items):
+            raise EbtkError(f"{self.metadata_path}: duplicate utterance ids")
+        self._cache_root: Path | None = None
+
+    def _read_metadata(self) -> list[Utterance]:
+        from ebtk.tts.text import normalize_text
+
+        items = []
+        with open(self.metadata_path, encoding="utf-8", newline="") as f:
+            for lineno, row in enumerate(csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE), start=1):
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                if len(row) not in (2, 3):
+                    raise EbtkError(f"{self.metadata_path}:{lineno}: expected 'id|text|normalized' (2 or 3 fields), "
+                                    f"got {len(row)}")
+                uid, text = row[0].strip(), row[1].strip()
+                norm = row[2].strip() if len(row) == 3 and row[2].strip() else (normalize_text(text) if text else "")
+                items.append(Utterance(uid, text, norm, self.path / "wavs" / f"{uid}.wav"))
+        if not items:
+            raise EbtkError(f"{self.metadata_path} lists no utterances")
+        return items
+
+    # ------------------------------------------------------------------------------------------- access
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def ids(self) -> list[str]:
+        return [u.id for u in self.items]
+
+    def __getitem__(self, uid: str) -> Utterance:
+        try:
+            return self._by_id[uid]
+        except KeyError:
+            raise EbtkError(f"utterance {uid!r} is not in {self.metadata_path}") from None
+
+    def validate(self, strict: bool = False) -> dict:
+        """Check every entry: a non-empty text, an existing and readable wav; returns {'n', 'hours', 'rates'}.
+
+        Raises EbtkError naming the offending file. Wavs at other sample rates are accepted with one warning
+        (they are resampled on load), or rejected with ``strict=True``.
+        """
+        import soundfile as sf
+
+        rates: dict[int, int] = {}
+        seconds = 0.0
+        for u in self.items:
+            if not u.text or not u.normalized:
+                raise EbtkError(f"{self.metadata_path}: empty text for utterance {u.id}")
+            if not u.wav_path.is_file():
+                raise EbtkError(f"missing audio file {u.wav_path} (listed in {self.metadata_path})")
+            try:
+                info = sf.info(str(u.wav_path))
+            except Exception as e:
+                raise EbtkError(f"cannot read audio file {u.wav_path}: {str(e).splitlines()[0]}") from e
+            if info.frames == 0:
+                raise EbtkError(f"audio file {u.wav_path} is empty")
+            if strict and info.samplerate != SAMPLE_RATE:
+                raise EbtkError(f"{u.wav_path}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} (strict)")
+            rates[info.samplerate] = rates.get(info.samplerate, 0) + 1
+            seconds += info.frames / info.samplerate
+        other = {r: c for r, c in rates.items() if r != SAMPLE_RATE}
+        if other:
+            warnings.warn(f"{self.path}: {sum(other.values())} wav(s) at {sorted(other)} Hz will be resampled to "
+                          f"{SAMPLE_RATE} Hz", stacklevel=2)
+        return {"n": len(self.items), "hours": seconds / 3600, "rates": rates}
+
+    def wav(self, uid: str) -> np.ndarray:
+        """float32 mono waveform at 22 050 Hz (resampled with a warning if stored at another rate)."""
+        return load_wav(self[uid].wav_path)
+
+    # ---------------------------------------------------------------------------------------- caching
+    @property
+    def cache_dir(self) -> Path:
+        """`<corpus>/.ebtk_cache`, or a per-corpus folder in the user cache dir if the corpus is read-only."""
+        if self._cache_root is None:
+            local = self.path / ".ebtk_cache"
+            if _writable(local):
+                self._cache_root = local
+            else:
+                key = hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:16]
+                self._cache_root = user_cache_dir() / "corpora" / f"{self.path.name}-{key}"
+                if not _writable(self._cache_root):
+                    raise EbtkError(f"no writable cache dir for {self.path}; set EBTK_CACHE_DIR")
+        return self._cache_root
+
+    def mel(self, uid: str) -> torch.Tensor:
+        """Log-mel (80, F) of an utterance, from the on-disk cache when the wav and mel settings are unchanged."""
+        u = self[uid]
+        try:
+            st = u.wav_path.stat()
+        except OSError:
+            raise EbtkError(f"missing audio file {u.wav_path}") from None
+        settings = hashlib.sha1(json.dumps(mel_settings(), sort_keys=True).encode()).hexdigest()[:12]
+        d = self.cache_dir / f"mels-{settings}"
+        f = d / f"{uid}-{st.st_size}-{st.st_mtime_ns}.npy"
+        if f.is_file():
+            try:
+                return torch.from_numpy(np.load(f))
+            except (OSError, ValueError):
+                pass  # corrupt cache entry: recompute
+        mel = mel_spectrogram(torch.from_numpy(self.wav(uid))).numpy().astype(np.float32)
+        d.mkdir(parents=True, exist_ok=True)
+        for stale in d.glob(f"{uid}-*.npy"):
+            stale.unlink(missing_ok=True)
+        tmp = d / f".{f.name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            np.save(fh, mel)
+        os.replace(tmp, f)
+        return torch.from_numpy(mel)
+
+    # ----------------------------------------------------------------------------------------- splits
+    def splits(self, val: float | int = 0.05, test: float | int = 0.05, seed: int = 0) -> dict[str, list[str]]:
+        """Deterministic train/val/test id lists, written to `<corpus>/splits/{train,val,test}.txt`.
+
+        `val`/`test` are fractions (< 1) or counts (>= 1); a non-zero fraction gives at least one utterance.
+        Split files found without our `splits.json` marker are taken as user-provided and returned as they are.
+        """
+        n = len(self.items)
+        n_val, n_test = (self._count(x, n, name) for x, name in ((val, "val"), (test, "test")))
+        if n_val + n_test >= n:
+            raise EbtkError(f"val ({n_val}) + test ({n_test}) leave no training utterances out of {n}")
+        params = {"val": val, "test": test, "seed": seed, "ids_sha1": hashlib.sha1("\n".join(self.ids).encode())
+                  .hexdigest()}
+        local = self.path / "splits"
+        for d in (local, self.cache_dir / "splits"):
+            got = self._read_splits(d, params)
+            if got is not None:
+                return got
+        ids = sorted(self.ids)
+        random.Random(seed).shuffle(ids)
+        out = {"val": sorted(ids[:n_val]), "test": sorted(ids[n_val:n_val + n_test]),
+               "train": sorted(ids[n_val + n_test:])}
+        d = local if _writable(local) else self.cache_dir / "splits"
+        d.mkdir(parents=True, exist_ok=True)
+        for name, lst in out.items():
+            _atomic_write_text(d / f"{name}.txt", "".join(f"{i}\n" for i in lst))
+        _atomic_write_text(d / "splits.json", json.dumps(params) + "\n")
+        return {k: out[k] for k in ("train", "val", "test")}
+
+    def _read_splits(self, d: Path, params: dict) -> dict[str, list[str]] | None:
+        files = {k: d / f"{k}.txt" for k in ("train", "val", "test")}
+        if not all(f.is_file() for f in files.values()):
+            return None
+        marker = d / "splits.json"
+        if marker.is_file():
+            try:
+                if json.loads(marker.read_text()) != params:
+                    return None
+            except ValueError:
+                return None
+        out = {k: [x.strip() for x in f.read_text().splitlines() if x.strip()] for k, f in files.items()}
+        unknown = [i for lst in out.values() for i in lst if i not in self._by_id]
+        if unknown:
+            raise EbtkError(f"{d}: split lists ids not in metadata.csv, e.g. {unknown[0]!r}")
+        return out
+
+    @staticmethod
+    def _count(x: float | int, n: int, name: str) -> int:
+        if x < 0:
+            raise EbtkError(f"{name} split must be >= 0, got {x}")
+        if x >= 1:
+            return int(x)
+        return max(1, round(x * n)) if x > 0 else 0
