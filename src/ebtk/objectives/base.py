@@ -48,6 +48,23 @@ class Batch:
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    def shard(self, rank: int, world: int) -> Batch:
+        """Rows rank, rank+world, … of every batch-major tensor: one DDP rank's share of a global batch."""
+        if world == 1:
+            return self
+        n = self.x.shape[0]
+
+        def cut(v: Any) -> Any:
+            if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n:
+                return v[rank::world]
+            if isinstance(v, dict):
+                return {k: cut(t) for k, t in v.items()}
+            if isinstance(v, tuple | list):
+                return type(v)(cut(t) for t in v)
+            return v
+
+        return replace(self, x=cut(self.x), cond=cut(self.cond), hyp=cut(self.hyp), mask=cut(self.mask))
+
 
 @dataclass
 class LossOutput:

@@ -123,6 +123,11 @@ class Trainer:
             self.device = torch.device("cpu")
         if self.tc.threads > 0:
             torch.set_num_threads(self.tc.threads)
+        if self.tc.batch_size % self.dist.world:
+            raise EbtkError(
+                f"train.batch_size={self.tc.batch_size} (the global batch) must divide by "
+                f"the {self.dist.world} processes"
+            )
         set_seed(self.tc.seed + 7919 * self.dist.rank)
         self.task: Task = build_task(config, self.run_dir)
         self.model: nn.Module = self.task.build_model(config["objective"]["name"]).to(self.device)
@@ -196,9 +201,12 @@ class Trainer:
         return True
 
     # -- training ---------------------------------------------------------------------------------
-    def _batch_generator(self, step: int) -> torch.Generator:
-        seed = (self.tc.seed * 1_000_003 + step * self.dist.world + self.dist.rank) % (2**63)
-        return torch.Generator().manual_seed(seed)
+    def _batch(self, step: int):  # noqa: ANN202
+        """The global batch of `step` (same on every rank, from a (seed, step) generator), then this rank's
+        shard: a 2-process run sees exactly the data of a 1-process run with the same train.batch_size."""
+        gen = torch.Generator().manual_seed((self.tc.seed * 1_000_003 + step) % (2**63))
+        batch = self.task.train_batch(gen, self.tc.batch_size)
+        return batch.shard(self.dist.rank, self.dist.world).to(self.device)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.tc.amp and self.device.type == "cuda":
@@ -233,7 +241,7 @@ class Trainer:
         start_step = self.step
         try:
             while self.step < self.tc.steps:
-                batch = self.task.train_batch(self._batch_generator(self.step), self.tc.batch_size).to(self.device)
+                batch = self._batch(self.step)
                 self.step_module.train()
                 with self._autocast():
                     out = self.step_module(batch)
