@@ -1,0 +1,155 @@
+"""SA-NCE study: refresh interval K × seeds, next to its baselines, on toy2d and digits.
+
+Runs every (dataset, method, seed) as an ordinary ebtk run dir (so each can be inspected, resumed or
+re-evaluated), in parallel worker processes, then writes a markdown table (mean ± std over seeds) and a
+plot of each metric against K.
+
+    python benchmarks/sa_nce_study.py --out runs/study             # full grid
+    python benchmarks/sa_nce_study.py --out /tmp/s --quick          # a few minutes, for a smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+K_VALUES = [1, 2, 5, 20, 100, 0]  # 0 = never refresh (K = ∞)
+BASELINES = ["nce", "fce", "cd", "pcd", "ssm"]
+DATASETS = {
+    "8gaussians": ("toy2d", ["data.name=8gaussians"], ("nll", "kl", "mmd")),
+    "checkerboard": ("toy2d", ["data.name=checkerboard"], ("nll", "kl", "mmd")),
+    "digits": ("digits", [], ("fd", "kid")),
+}
+
+
+def _job(out: str, task: str, objective: str, overrides: list[str], threads: int) -> str:
+    import torch
+
+    torch.set_num_threads(threads)
+    from ebtk.train.trainer import train
+
+    train(task, objective, out, overrides=overrides, progress=False)
+    return out
+
+
+def plan(root: Path, datasets: list[str], seeds: list[int], steps: dict[str, int | None], ks: list[int]):
+    jobs = []
+    for ds in datasets:
+        task, extra, _ = DATASETS[ds]
+        common = [*extra] + ([f"train.steps={steps[task]}"] if steps.get(task) else [])
+        for seed in seeds:
+            for k in ks:
+                jobs.append(
+                    (
+                        root / ds / f"sa-nce-K{k or 'inf'}" / f"seed{seed}",
+                        task,
+                        "sa-nce",
+                        [*common, f"objective.interval={k}", f"train.seed={seed}"],
+                    )
+                )
+            for b in BASELINES:
+                jobs.append((root / ds / b / f"seed{seed}", task, b, [*common, f"train.seed={seed}"]))
+    return jobs
+
+
+def report(root: Path, datasets: list[str], ks: list[int]) -> Path:
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ebtk.report.compare import _fmt
+
+    lines = ["# SA-NCE study: refresh interval K vs baselines", ""]
+    fig_rows = []
+    for ds in datasets:
+        _, _, metrics = DATASETS[ds]
+        lines += [
+            f"## {ds}",
+            "",
+            "| method | seeds | " + " | ".join(metrics) + " | train s |",
+            "|---|---|" + "---|" * (len(metrics) + 1),
+        ]
+        methods = [f"sa-nce-K{k or 'inf'}" for k in ks] + BASELINES
+        per_k: dict[str, list[list[float]]] = {m: [] for m in metrics}
+        for m in methods:
+            runs = [json.loads(p.read_text()) for p in sorted((root / ds / m).glob("seed*/metrics.json"))]
+            if not runs:
+                continue
+            cells = [_fmt([r[k] for r in runs if r.get(k) is not None]) for k in metrics]
+            secs = _fmt([r["train_seconds"] for r in runs if "train_seconds" in r])
+            label = m.replace("sa-nce-K", "sa-nce K=").replace("=inf", "=∞")
+            lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + f" | {secs} |")
+            if m.startswith("sa-nce"):
+                for k in metrics:
+                    per_k[k].append([r[k] for r in runs if r.get(k) is not None])
+        lines.append("")
+        fig_rows.append((ds, metrics, per_k))
+    fig, axes = plt.subplots(len(fig_rows), 3, figsize=(13, 3.3 * len(fig_rows)), squeeze=False)
+    xs = [k if k else 1000 for k in ks]
+    for row, (ds, metrics, per_k) in enumerate(fig_rows):
+        for col in range(3):
+            ax = axes[row][col]
+            if col >= len(metrics) or len(per_k[metrics[col]]) != len(ks):
+                ax.axis("off")
+                continue
+            vals = per_k[metrics[col]]
+            mean = [sum(v) / len(v) for v in vals]
+            std = [(sum((x - m) ** 2 for x in v) / max(len(v) - 1, 1)) ** 0.5 for v, m in zip(vals, mean)]
+            ax.errorbar(xs, mean, yerr=std, fmt="o-", capsize=3)
+            ax.set_xscale("log")
+            ax.set_xticks(xs, [str(k) if k else "∞" for k in ks])
+            ax.set_title(f"{ds}: {metrics[col]}")
+            ax.set_xlabel("refresh interval K")
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png = root / "ksweep.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    lines += [f"![metric vs K]({png.name})", ""]
+    md = root / "ksweep.md"
+    md.write_text("\n".join(lines))
+    return md
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/sa_nce_study")
+    ap.add_argument("--datasets", default="8gaussians,checkerboard,digits")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--ks", default=",".join(map(str, K_VALUES)))
+    ap.add_argument("--toy-steps", type=int, default=None, help="override toy2d train.steps")
+    ap.add_argument("--digits-steps", type=int, default=None, help="override digits train.steps")
+    ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)))
+    ap.add_argument("--quick", action="store_true", help="1 seed, K in {1,20,inf}, few steps")
+    ap.add_argument("--report-only", action="store_true")
+    a = ap.parse_args()
+    root = Path(a.out)
+    datasets = [d for d in a.datasets.split(",") if d]
+    ks = [int(k) for k in a.ks.split(",")]
+    seeds = list(range(a.seeds))
+    steps = {"toy2d": a.toy_steps, "digits": a.digits_steps}
+    if a.quick:
+        ks, seeds, steps = [1, 20, 0], [0], {"toy2d": a.toy_steps or 200, "digits": a.digits_steps or 100}
+    if not a.report_only:
+        jobs = [j for j in plan(root, datasets, seeds, steps, ks) if not (j[0] / "metrics.json").exists()]
+        t0 = time.time()
+        print(f"{len(jobs)} runs on {a.workers} workers")
+        with ProcessPoolExecutor(a.workers) as pool:
+            futs = {pool.submit(_job, str(d), t, o, ov, 1): d for d, t, o, ov in jobs}
+            for i, f in enumerate(as_completed(futs), 1):
+                try:
+                    f.result()
+                    print(f"[{i}/{len(jobs)}] {futs[f]} done ({time.time() - t0:.0f}s)", flush=True)
+                except Exception as e:  # noqa: BLE001 - a diverged run is a result too; keep going
+                    print(f"[{i}/{len(jobs)}] {futs[f]} FAILED: {e}", flush=True)
+    print(report(root, datasets, ks))
+
+
+if __name__ == "__main__":
+    main()
