@@ -28,28 +28,32 @@ def test_langevin_reaches_gaussian_mean_and_variance():
 
 def test_replay_buffer_draw_push_and_state_dict():
     buf = ReplayBuffer(size=6, reinit=0.0)
-    fresh = lambda n: torch.full((n, 2), -1.0)  # noqa: E731
-    x0 = buf.draw(4, fresh)  # buffer empty: all fresh, appended on push
-    assert torch.equal(x0, fresh(4))
-    buf.push(torch.arange(8.0).reshape(4, 2))
-    assert int(buf.count) == 4
-    assert torch.equal(buf.draw(5, fresh), fresh(5))  # 4 filled < 5 requested: fresh again
-    buf.push(torch.arange(8.0, 18.0).reshape(5, 2))  # appends 2 (wrapping is capped at the end)
-    assert int(buf.count) == 6
+    calls = []
+
+    def fresh(n):
+        calls.append(n)
+        return torch.arange(2.0 * n).reshape(n, 2) - 100
+
+    x0 = buf.draw(4, fresh)  # first draw fills every slot from init, then draws from them
+    assert calls == [6] and int(buf.count) == 6
     stored = buf.data.clone()
-    assert torch.equal(stored[:4], torch.arange(8.0).reshape(4, 2))
-    torch.manual_seed(0)
-    drawn = buf.draw(3, fresh)
-    rows = [int((stored == r).all(1).nonzero()[0]) for r in drawn]  # every draw is a stored chain
-    buf.push(drawn + 100)  # chain ends go back into the slots they were drawn from
-    for r, d in zip(rows, drawn):
-        assert torch.equal(buf.data[r], d + 100)
+    assert torch.equal(stored, fresh(6))
+    rows = [int((stored == r).all(1).nonzero()[0]) for r in x0]  # every draw is a stored chain
+    buf.push(x0 + 1000)  # chain ends go back into the slots they were drawn from
+    for r, d in zip(rows, x0):
+        assert torch.equal(buf.data[r], d + 1000)
+    untouched = sorted(set(range(6)) - set(rows))
+    assert torch.equal(buf.data[untouched], stored[untouched])
+    with pytest.raises(RuntimeError):
+        buf.push(x0)  # a second push without a draw has no slots to go to
     other = ReplayBuffer(size=6, reinit=0.0)
     other.load_state_dict(buf.state_dict())
     assert torch.equal(other.data, buf.data) and int(other.count) == 6
     full = ReplayBuffer(size=6, reinit=1.0)
     full.load_state_dict(buf.state_dict())
+    calls.clear()
     assert torch.equal(full.draw(3, fresh), fresh(3))  # reinit=1 restarts every chain
+    assert calls[0] == 3  # the loaded buffer is not refilled
 
 
 def test_cd_with_exact_model_samples_is_the_ml_gradient():

@@ -11,8 +11,8 @@ from torch import nn
 class ReplayBuffer(nn.Module):
     """Fixed-size store of past samples.
 
-    `draw(n, init)` returns starting points: a `reinit` fraction fresh from `init(n)`, the rest from the
-    buffer (fresh too until the buffer has filled). `push(x)` writes chain ends back at the drawn slots.
+    The first `draw` fills all `size` slots from `init`. Each `draw(n, init)` then returns n stored chains,
+    a `reinit` fraction of them restarted from `init`; `push(x)` writes the chain ends back to their slots.
     """
 
     def __init__(self, size: int, reinit: float = 0.05):
@@ -24,29 +24,23 @@ class ReplayBuffer(nn.Module):
         self._idx: torch.Tensor | None = None
 
     def draw(self, n: int, init: Callable[[int], torch.Tensor]) -> torch.Tensor:
-        fresh = init(n)
-        if self.data.numel() == 0:
-            self.data = torch.empty((self.size, *fresh.shape[1:]), dtype=fresh.dtype, device=fresh.device)
-        filled = int(self.count.clamp(max=self.size))
-        if filled < n:
-            self._idx = None
-            return fresh
-        idx = torch.randint(0, filled, (n,), device=fresh.device)
+        if int(self.count) == 0:  # first use: fill every slot with init noise (JEM/IGEBM-style)
+            self.data = init(self.size).detach().clone()
+            self.count.fill_(self.size)
+        idx = torch.randint(0, self.size, (n,), device=self.data.device)
         x = self.data[idx].clone()
-        restart = torch.rand(n, device=fresh.device) < self.reinit
-        x[restart] = fresh[restart]
+        restart = torch.rand(n, device=self.data.device) < self.reinit
+        if bool(restart.any()):
+            x[restart] = init(n)[restart].to(x)
         self._idx = idx
         return x
 
     def push(self, x: torch.Tensor) -> None:
-        x = x.detach()
-        if self._idx is not None:
-            self.data[self._idx] = x
-            return
-        start = int(self.count) % self.size
-        n = min(x.shape[0], self.size - start)
-        self.data[start : start + n] = x[:n]
-        self.count += n
+        """Write chain ends back into the slots the last `draw` took them from."""
+        if self._idx is None:
+            raise RuntimeError("ReplayBuffer.push without a preceding draw")
+        self.data[self._idx] = x.detach().to(self.data)
+        self._idx = None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         # The buffer is allocated lazily: adopt the stored shape before the default copy.

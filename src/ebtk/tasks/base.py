@@ -51,7 +51,9 @@ class Task:
             x = torch.rand((n, *self.shape), generator=gen) * 2 - 1
             return (x * self.init_scale()).to(device)
         if kind == "data":
-            return self.train_batch(gen or torch.Generator().manual_seed(0), n).x.to(device)
+            if gen is None:  # draw a fresh generator from the global RNG, so chains start at varied data
+                gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
+            return self.train_batch(gen, n).x.to(device)
         return (torch.randn((n, *self.shape), generator=gen) * self.init_scale()).to(device)
 
     def init_scale(self) -> float:
