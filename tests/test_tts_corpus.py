@@ -260,3 +260,14 @@ def test_text_frontend_unknown_symbols():
         TextFrontend().encode("   ")
     with pytest.raises(EbtkError, match="pad"):
         TextFrontend(symbols=["a", "b"])
+
+
+@needs_flite
+def test_cli_corpus_make_and_check(run_cli, tmp_path):
+    code, out, err = run_cli("corpus", "make", tmp_path / "c", "--n", "2", "--seed", "1", "--workers", "1")
+    assert code == 0 and "2 utterances" in out, err
+    assert len(list((tmp_path / "c" / "wavs").glob("*.wav"))) == 2
+    code, out, _ = run_cli("corpus", "check", tmp_path / "c", "--strict")
+    assert code == 0 and out.startswith("ok: 2 utterances")
+    code, _, err = run_cli("corpus", "check", tmp_path)
+    assert code == 2 and err.startswith("error:") and "metadata.csv" in err

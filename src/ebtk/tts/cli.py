@@ -1,0 +1,85 @@
+"""`ebtk corpus make|check` and `ebtk evaluate-audio`; attached to the main parser by :func:`add_cli`.
+
+Import-light on purpose: the main CLI imports this module to build its parser, so the speech stack (torch
+audio, librosa, pyworld, onnxruntime) is only imported when one of these commands runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def _corpus_make(args: argparse.Namespace) -> int:
+    from ebtk.tts.corpus import DEFAULT_ENGINE, make_corpus
+
+    t0 = time.perf_counter()
+    path = make_corpus(args.dir, n=args.n, seed=args.seed, engine=args.engine or DEFAULT_ENGINE, voice=args.voice,
+                       vary=not args.no_vary, workers=args.workers)
+    info = json.loads((path / "corpus.json").read_text())
+    print(f"corpus: {path}  ({info['n']} utterances, {info['total_seconds'] / 60:.1f} min of speech, "
+          f"engine {info['engine']} voice {','.join(info['voices'])}, {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _corpus_check(args: argparse.Namespace) -> int:
+    from ebtk.tts.dataset import LJSpeechCorpus
+
+    c = LJSpeechCorpus(args.dir)
+    s = c.validate(strict=args.strict)
+    rates = ", ".join(f"{r} Hz: {n}" for r, n in sorted(s["rates"].items()))
+    print(f"ok: {s['n']} utterances, {s['hours'] * 60:.1f} min ({rates})")
+    return 0
+
+
+def _evaluate_audio(args: argparse.Namespace) -> int:
+    from ebtk.metrics.speech import evaluate_dirs
+
+    res = evaluate_dirs(args.ref_dir, args.syn_dir, with_dnsmos=not args.no_dnsmos)
+    keys = [k for k in ("mcd", "logf0_rmse", "vuv", "dnsmos_ovrl", "dnsmos_ovrl_ref") if k in res]
+    name_w = max(8, *(len(n) for n in res["per_file"]))
+    print(f"{'file':<{name_w}}  " + "  ".join(f"{k:>15}" for k in keys))
+    for name, m in res["per_file"].items():
+        print(f"{name:<{name_w}}  " + "  ".join(f"{m[k]:>15.4f}" for k in keys))
+    print(f"{'mean (' + str(res['n']) + ')':<{name_w}}  " + "  ".join(f"{res[k]:>15.4f}" for k in keys))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(res, indent=2) + "\n")
+        os.replace(tmp, out)
+        print(f"wrote {out}")
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Register `corpus` (make, check) and `evaluate-audio` on the main `ebtk` subparsers."""
+    c = subparsers.add_parser("corpus", help="build or check an LJSpeech-layout speech corpus")
+    csub = c.add_subparsers(dest="corpus_command", required=True)
+    m = csub.add_parser("make", help="synthesize N varied sentences (flite or espeak-ng) into DIR, LJSpeech layout")
+    m.add_argument("dir")
+    m.add_argument("--n", type=int, default=200, help="number of utterances (default 200)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--engine", choices=["flite", "espeak"], default=None,
+                   help="speech engine (default: the measured best, see results/tts/engine_choice.md)")
+    m.add_argument("--voice", help="engine voice, or several comma-separated to draw per utterance")
+    m.add_argument("--no-vary", action="store_true", help="same rate and pitch for every utterance")
+    m.add_argument("--workers", type=int, help="parallel synthesis jobs (default: min(4, CPUs))")
+    m.set_defaults(func=_corpus_make)
+
+    k = csub.add_parser("check", help="validate a corpus dir (metadata, wavs, texts, sample rates)")
+    k.add_argument("dir")
+    k.add_argument("--strict", action="store_true", help="reject wavs not at 22 050 Hz")
+    k.set_defaults(func=_corpus_check)
+
+    e = subparsers.add_parser("evaluate-audio",
+                              help="MCD, log-F0 RMSE, V/UV error and DNSMOS of SYN_DIR vs REF_DIR (wavs by name)")
+    e.add_argument("ref_dir")
+    e.add_argument("syn_dir")
+    e.add_argument("--out", help="write the results as JSON")
+    e.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (faster)")
+    e.set_defaults(func=_evaluate_audio)
+
