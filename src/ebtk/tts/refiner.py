@@ -4,10 +4,13 @@ Inference is k first-order steps Y ← Y + η·s(Y), starting at Y = Ŷ (`refine
 
 * `ScoreRefiner` (a `ScoreModel`): the U-Net outputs the score directly (80 channels per frame).
 * `EnergyRefiner` (an `EnergyModel`): a scalar energy per utterance,
-  E(Y) = ½ Σ_t m_t ‖Y_t − g(Y, cond)_t‖², with g the U-Net's per-frame output (a "denoised" mel). This is
-  a masked *sum* of a per-frame output, so ∂E/∂Y_{c,t} does not shrink with the utterance length, and its
-  score −∇E ≈ g − Y points at the mel the network believes in (the parameterisation of Salimans & Ho,
-  "Should EBMs model the energy or the score?"). Its energies are what NCE / SA-NCE need.
+  E(Y) = ½ Σ_t m_t ‖Y_t − g(Y, cond)_t‖² with g = Ŷ + std·U-Net(...), a per-frame "denoised" mel (the
+  parameterisation of Salimans & Ho, "Should EBMs model the energy or the score?"). It is a masked *sum*
+  of a per-frame output, so ∂E/∂Y_{c,t} does not shrink with the utterance length, and its score
+  −∇E ≈ g − Y points at the mel the network believes in. Centring g on the hypothesis makes the untrained
+  energy the kernel N(Ŷ, I) in raw log-mel units: energies of Y and of noise near Ŷ differ by O(‖Y − Ŷ‖²),
+  not by the ½‖Y − mean‖² ≈ 10⁴ an uncentred g starts from, which saturates NCE-type logits (zero gradients).
+  Its energies are what NCE / SA-NCE need.
 
 Conditioning (``cond`` dict): "hyp" (B, 80, T) always; "text" (B, 80, T), the acoustic model's aligned
 prior means μ_y (an upsampled text encoding), when built with `text_cond=True`; "mask" (B, 1, T) optional.
@@ -38,6 +41,9 @@ class _RefinerBody(nn.Module):
         self.register_buffer("mel_std", torch.tensor(float(mel_std)))
         in_ch = N_MELS * (3 if self.text_cond else 2)
         self.unet = UNet1d(in_ch, N_MELS, channels=channels, mults=tuple(mults))
+        # Zero output layer: an untrained refiner leaves Ŷ unchanged (score 0; energy = the N(Ŷ, I) kernel).
+        nn.init.zeros_(self.unet.out.weight)
+        nn.init.zeros_(self.unet.out.bias)
 
     def inputs(self, x: torch.Tensor, cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(cond, dict) or "hyp" not in cond:
@@ -71,7 +77,7 @@ class ScoreRefiner(ScoreModel):
 
 
 class EnergyRefiner(EnergyModel):
-    """Scalar energy E = ½ Σ_t m_t ‖x_t − g_t‖² with g = mean + std · U-Net(...). shape: -> (B,)."""
+    """Scalar energy E = ½ Σ_t m_t ‖x_t − g_t‖² with g = Ŷ + std · U-Net(...). shape: -> (B,)."""
 
     def __init__(self, channels: int = 64, mults: tuple[int, ...] = (1, 2), text_cond: bool = False,
                  mel_mean: float = 0.0, mel_std: float = 1.0):
@@ -80,7 +86,7 @@ class EnergyRefiner(EnergyModel):
 
     def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
         inp, mask = self.body.inputs(x, cond)
-        g = self.body.unet(inp, mask) * self.body.mel_std + self.body.mel_mean
+        g = cond["hyp"] + self.body.unet(inp, mask) * self.body.mel_std
         return 0.5 * ((x - g).pow(2) * mask).sum((1, 2))
 
 
