@@ -490,11 +490,18 @@ class TTS(Task):
 
     @property
     def vocoder(self) -> Any:
-        if self._vocoder is None:
+        """HiFi-GAN (LJSpeech weights), on the device `vocoder_device` names (the model's, during evaluation)."""
+        if self._vocoder is None or str(self._vocoder.device) != str(torch.device(self.vocoder_device)):
             from ebtk.tts.vocoder import Vocoder
 
-            self._vocoder = Vocoder.load("cpu")
+            self._vocoder = Vocoder.load(self.vocoder_device)
         return self._vocoder
+
+    vocoder_device: str = "cpu"
+
+    def data_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise EbtkError("tts has no Gaussian data statistics (80×crop dims); hint: use objective.noise=hyp, "
+                        "the hypothesis kernel N(Ŷ, noise_std²)")
 
     # -- evaluation ---------------------------------------------------------------------------------
     def evaluate(self, model: nn.Module, objective: nn.Module, run_dir: Path) -> dict[str, Any]:

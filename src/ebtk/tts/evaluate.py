@@ -47,7 +47,7 @@ class Scorer:
         self.wavs: dict[str, list[np.ndarray]] = {}
 
     def vocode(self, mel: torch.Tensor) -> np.ndarray:
-        return self.task.vocoder(mel.float().cpu()).numpy()
+        return self.task.vocoder(mel.float()).cpu().numpy()
 
     def score(self, system: str, mels: list[torch.Tensor], steps: int | None = None,
               step_size: float | None = None, rtf: float | None = None) -> dict[str, Any]:
@@ -95,6 +95,7 @@ def evaluate_tts(task: Any, model: nn.Module, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     name = task.objective_name
     model.eval()
+    task.vocoder_device = str(next(model.parameters()).device)
     if name == "acoustic":
         return _evaluate_acoustic(task, model, run_dir)
     if name == "fm":
@@ -211,7 +212,7 @@ def _refiner_rtf(task: Any, model: nn.Module, inputs: list, steps: int, eta: flo
 
     hyp0, cond0 = inputs[0]
     refine(model, hyp0.to(dev), min(steps, 1), eta, {k: v.to(dev) for k, v in cond0.items()})  # warm-up
-    task.vocoder(hyp0[:, :, :16])
+    task.vocoder(hyp0[:, :, :16].to(dev))
     t_ref = t_all = 0.0
     samples = 0
     for hyp, cond in inputs:
@@ -220,7 +221,9 @@ def _refiner_rtf(task: Any, model: nn.Module, inputs: list, steps: int, eta: flo
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t1 = time.perf_counter()
-        wav = task.vocoder(y.cpu())
+        wav = task.vocoder(y)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
         t2 = time.perf_counter()
         t_ref += t1 - t0
         t_all += t2 - t0

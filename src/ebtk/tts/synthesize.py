@@ -63,12 +63,13 @@ def synthesize(run_dir: str | Path, text: str, out: str | Path, steps: int | Non
                 cond["text"] = mu_y
             return hyp, refine(refiner, hyp, k, eta, cond)[0]
 
+    task.vocoder_device = device
     voc = task.vocoder
     run()  # warm-up (first-call allocations), so the RTF describes steady-state synthesis
-    voc(torch.zeros(1, 80, 8))
+    voc(torch.zeros(1, 80, 8, device=device))
     t0 = time.perf_counter()
     hyp, mel = run()
-    wav = voc(mel.cpu())[0]
+    wav = voc(mel)[0].cpu()
     secs_compute = time.perf_counter() - t0
     if not torch.isfinite(wav).all():
         raise EbtkError("synthesis produced non-finite audio; hint: fewer --steps or a smaller --step-size")
@@ -76,7 +77,7 @@ def synthesize(run_dir: str | Path, text: str, out: str | Path, steps: int | Non
     hyp_path = None
     if write_hypothesis:
         hyp_path = out.with_name(f"{out.stem}_hyp.wav")
-        save_wav(hyp_path, voc(hyp.cpu())[0].numpy(), SAMPLE_RATE)
+        save_wav(hyp_path, voc(hyp)[0].cpu().numpy(), SAMPLE_RATE)
     seconds = wav.numel() / SAMPLE_RATE
     result = {"out": str(out), "hypothesis": None if hyp_path is None else str(hyp_path), "seconds": seconds,
               "rtf": secs_compute / seconds, "steps": k, "step_size": eta, "frames": int(mel.shape[-1]),
