@@ -23,6 +23,20 @@ code{background:#f5f5f5;padding:1px 4px}
 """
 
 
+# Marks each image/audio element with data-ok="1" once it has decoded, so a headless browser (and the CI test)
+# can check that every embedded medium really loads.
+_STATUS_JS = """
+<script>
+document.querySelectorAll('audio').forEach(a => {
+  a.addEventListener('loadedmetadata', () => { a.dataset.ok = a.duration > 0 ? '1' : '0'; });
+  a.addEventListener('error', () => { a.dataset.ok = '0'; });
+});
+window.addEventListener('load', () => {
+  document.querySelectorAll('img').forEach(i => { i.dataset.ok = i.complete && i.naturalWidth > 0 ? '1' : '0'; });
+});
+</script>"""
+
+
 def data_uri(path: Path) -> str:
     mime = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode()}"
@@ -62,11 +76,11 @@ class Report:
             return
         self.parts.append(
             f'<div class="audio"><span>{html.escape(label)}</span>'
-            f'<audio controls preload="none" src="{data_uri(path)}"></audio></div>'
+            f'<audio controls preload="metadata" src="{data_uri(path)}"></audio></div>'
         )
 
     def render(self) -> str:
-        body = "\n".join(self.parts)
+        body = "\n".join(self.parts) + _STATUS_JS
         return (
             f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>'
             f"<style>{_CSS}</style></head><body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n"
