@@ -204,8 +204,8 @@ def test_flow_matching_learns_and_samples(utterance) -> None:
         opt.zero_grad()
         fm.backward()
         opt.step()
-        first = float(fm) if first is None else first
-        last = float(fm) if i >= 36 and (last is None or float(fm) < last) else last
+        first = float(fm.detach()) if first is None else first
+        last = float(fm.detach()) if i >= 36 and (last is None or float(fm.detach()) < last) else last
     assert last < 0.7 * first
     dur = model.align_durations(ph, lens[0], mel, lens[1])
     for n in (1, 4):
