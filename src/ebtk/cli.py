@@ -71,6 +71,21 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthesize(args: argparse.Namespace) -> int:
+    from ebtk.tts.synthesize import synthesize
+
+    synthesize(
+        args.run_dir,
+        args.text,
+        args.out,
+        steps=args.steps,
+        step_size=args.step_size,
+        write_hypothesis=args.hypothesis,
+        device=args.device,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ebtk", description="Energy-based model toolkit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -110,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--size", choices=["tiny", "small", "full"], default="small")
     d.add_argument("--parts", default="toy2d,ksweep,digits,tts", help="comma-separated parts to run")
     d.set_defaults(func=_demo)
+
+    y = sub.add_parser("synthesize", help="text → hypothesis → refined mel → HiFi-GAN wav (prints the RTF)")
+    y.add_argument("run_dir", help="a tts run dir (refiner, acoustic or fm)")
+    y.add_argument("--text", required=True)
+    y.add_argument("--out", required=True, help="output .wav")
+    y.add_argument("--steps", type=int, help="refinement steps (default: refine.steps of the run)")
+    y.add_argument("--step-size", type=float, help="refinement step size η (default: refine.step_size)")
+    y.add_argument("--hypothesis", action="store_true", help="also write the unrefined hypothesis wav")
+    y.add_argument("--device", default="cpu")
+    y.set_defaults(func=_synthesize)
 
     for mod in ("ebtk.tts.cli",):
         _plugin(mod, lambda m: m.add_cli(sub))
