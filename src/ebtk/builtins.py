@@ -29,9 +29,9 @@ def load() -> None:
     for mod in MODULES:
         try:
             importlib.import_module(mod)
-        except ModuleNotFoundError as e:  # a module not written yet, or an optional extra not installed
-            if not (e.name or "").startswith("ebtk.") and e.name not in OPTIONAL_DEPS:
+        except ModuleNotFoundError as e:  # only an optional extra (`pip install ebtk[tts]`) may be missing
+            if (e.name or "").split(".")[0] not in OPTIONAL_DEPS:
                 raise
 
 
-OPTIONAL_DEPS = {"librosa", "soundfile", "pyworld", "phonemizer", "speechmos", "onnxruntime"}
+OPTIONAL_DEPS = {"librosa", "soundfile", "pyworld", "phonemizer", "speechmos", "onnxruntime", "numba"}
