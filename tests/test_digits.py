@@ -194,6 +194,15 @@ def test_init_noise_uniform_and_gaussian():
     assert n.std().item() == pytest.approx(1.0, rel=0.05)
 
 
+def test_eval_chain_length_follows_training_chains():
+    s = Digits.default_sampler
+    assert _task().eval_steps() == s["steps"]
+    pcd = _task(sampler={"reinit": 0.25})
+    pcd.config["objective"] = {"name": "pcd"}
+    assert Digits(pcd.config).eval_steps() == round(s["steps"] / 0.25)
+    assert _task(eval={"steps": 7}).eval_steps() == 7
+
+
 def test_config_errors():
     with pytest.raises(EbtkError):
         _task(model={"kind": "flow"})
@@ -212,3 +221,18 @@ def test_evaluate_and_plots_on_tiny_untrained_models(tmp_path):
         assert out["fd"] > out["fd_test"] >= 0  # noise-like samples are far from digits
     paths = t.plots(model, tmp_path)
     assert paths == [tmp_path / "samples.png"] and paths[0].stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_classifier_retrains_from_bundled_data_alone(tmp_path, monkeypatch):
+    """The fallback path when the shipped weights are missing: retrain (no download) and cache."""
+    import ebtk.metrics.frechet as fr
+
+    monkeypatch.setattr(fr, "SHIPPED", tmp_path / "absent.pt")
+    monkeypatch.setattr(fr, "_MODEL", None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    net = fr.load_classifier()
+    assert (tmp_path / "cache" / "ebtk" / "digits_classifier.pt").is_file()
+    _, _, xte, yte = digits_split()
+    with torch.no_grad():
+        assert (net(xte).argmax(1) == yte).float().mean().item() >= 0.95

@@ -48,7 +48,7 @@ class DigitsModel:
     """kind: energy (ConvEnergy) or score (ConvScore); channels: width of the widest conv layer."""
 
     kind: str = "energy"
-    channels: int = 64
+    channels: int = 32
 
     def validate(self) -> None:
         if self.kind not in ("energy", "score"):
@@ -59,8 +59,10 @@ class DigitsModel:
 
 @dataclass
 class DigitsEval:
-    """n_samples: Langevin samples scored against the test digits; steps: chain length for evaluation
-    samples (0: sampler.steps; persistent-chain models may need longer chains from noise)."""
+    """n_samples: Langevin samples scored against the test digits; steps: chain length of evaluation
+    samples from noise. 0 (auto): the length of the chains the model was trained on, i.e. sampler.steps,
+    or sampler.steps / sampler.reinit (the mean age of a chain) with persistent chains (pcd). Short-run
+    EBMs are non-convergent: chains much longer than in training over-saturate, shorter ones are noisy."""
 
     n_samples: int = 500
     steps: int = 0
@@ -77,17 +79,28 @@ class Digits(Task):
     name = "digits"
     sections: ClassVar[dict[str, type]] = {"data": DigitsData, "model": DigitsModel, "eval": DigitsEval}
     shape = (1, 8, 8)
-    default_train: ClassVar[dict[str, Any]] = {"steps": 1500, "batch_size": 128, "lr": 1e-4, "beta1": 0.0}
+    # Sized for ≤ 3 min on a CPU core: 32-channel net, batches of 64, 20-step chains.
+    default_train: ClassVar[dict[str, Any]] = {"steps": 500, "batch_size": 64, "lr": 1e-3, "beta1": 0.0}
     # Short-run EBM sampling: a large step on the gradient and a much smaller noise (the usual
-    # decoupled SGLD of image EBMs); noise std = noise_scale·√(2η) = 0.014.
+    # decoupled SGLD of image EBMs); noise std = noise_scale·√(2η) = 0.014, from uniform noise.
     default_sampler: ClassVar[dict[str, Any]] = {
-        "steps": 40,
+        "steps": 20,
         "step_size": 1.0,
         "noise_scale": 0.01,
         "init": "uniform",
         "clip": 1.0,
     }
-    default_objective_overrides: ClassVar[dict[str, dict[str, Any]]] = {}
+    default_objective_overrides: ClassVar[dict[str, dict[str, Any]]] = {
+        # 20% restarts keep young chains in the buffer, so that the model also learns the way from noise
+        # (evaluation starts there); mean chain age 100 steps.
+        "pcd": {"sampler": {"reinit": 0.2}},
+        # Short snapshot intervals: the snapshot's short-run samples go stale fast while the model learns
+        # its sampler; the E² term anchors the energy offset that the NCE loss is blind to.
+        "sa-nce": {"interval": 2, "c": "estimated", "alpha": 0.1},
+        # Score models (dsm) learn the score of data smoothed by σ = 0.1 (pixel levels are 0.125 apart);
+        # Langevin must then step well below 2σ² = 0.02 for stability, with its full noise.
+        "dsm": {"sigmas": [0.1], "sampler": {"step_size": 0.004, "noise_scale": 1.0, "steps": 100}},
+    }
 
     def __init__(self, config: dict[str, Any], run_dir: Path | None = None):
         super().__init__(config, run_dir)
@@ -99,6 +112,9 @@ class Digits(Task):
         self.x_train, self.y_train, self.x_test, self.y_test = digits_split(
             self.data_cfg.test_fraction, self.data_cfg.seed
         )
+        objective = config.get("objective", {})
+        name = objective.get("name") if isinstance(objective, dict) else objective
+        self.persistent = self.sampler_cfg.persistent or name == "pcd"
 
     # -- data ---------------------------------------------------------------------------------------
     def train_batch(self, gen: torch.Generator, n: int) -> Batch:
@@ -130,12 +146,19 @@ class Digits(Task):
 
         s = self.sampler_cfg
         dev = next(model.parameters()).device
-        steps = self.eval_cfg.steps or s.steps
+        steps = self.eval_steps()
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(3_000_003 + self.data_cfg.seed)
             x0 = self.init_noise(n, torch.Generator().manual_seed(4_000_003 + self.data_cfg.seed), dev)
             x = Langevin(steps, s.step_size, s.noise_scale, s.clip).sample(model, x0)
         return x.clamp(-1.0, 1.0)
+
+    def eval_steps(self) -> int:
+        """Chain length of evaluation samples (see `DigitsEval.steps`)."""
+        s = self.sampler_cfg
+        if self.eval_cfg.steps:
+            return self.eval_cfg.steps
+        return round(s.steps / max(s.reinit, 0.01)) if self.persistent else s.steps
 
     def evaluate(
         self, model: nn.Module, objective: nn.Module | None = None, run_dir: Path | None = None
@@ -143,7 +166,10 @@ class Digits(Task):
         """{fd, kid} of `eval.n_samples` Langevin samples against the test digits, and `fd_test` /
         `kid_test`: the same for as many real training digits (the floor). NaN if the sampler diverged."""
         from ebtk.metrics.frechet import DigitFeatures, frechet_distance, kid
+        from ebtk.sampling import ReplayBuffer
 
+        if objective is not None and any(isinstance(m, ReplayBuffer) for m in objective.modules()):
+            self.persistent = True
         net = unwrap(model)
         was_training = net.training
         net.eval()
