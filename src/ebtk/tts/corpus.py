@@ -280,7 +280,8 @@ def make_corpus(out_dir: str | os.PathLike, n: int = 200, seed: int = 0, engine:
                 "variation": VARIATION[engine] if vary else {}, "generator_version": GENERATOR_VERSION,
                 "sample_rate": 22050, "trim_top_db": TRIM_TOP_DB, "trim_margin_s": TRIM_MARGIN_S, "peak": PEAK}
     meta = out / "metadata.csv"
-    if out.exists() and any(out.iterdir()):
+    leftovers_only = out.exists() and all(p.name == "wavs" or p.name.startswith(".synth-") for p in out.iterdir())
+    if out.exists() and not leftovers_only:  # an interrupted run (wavs, temp dirs, no metadata) is redone
         info = out / "corpus.json"
         if info.is_file() and meta.is_file():
             old = json.loads(info.read_text())
