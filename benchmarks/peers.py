@@ -22,7 +22,6 @@ import argparse
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -229,19 +228,30 @@ def time_pair(obj: str, peer: str, dim: int, batch: int, repeats: int, warmup: i
 
 
 # -- memory (fresh subprocess per case) --------------------------------------------------------------------
-def _max_rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+def _status_kib(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {key} in /proc/self/status")
 
 
 def mem_case(lib: str, obj: str, dim: int, batch: int) -> float:
-    """Growth of max RSS (MiB) over two training steps, model/optimiser/data already built."""
+    """Peak RSS above the starting RSS (MiB) over two training steps, model/optimiser/data already built.
+
+    Free heap pages are returned to the OS first (malloc_trim) and the kernel's peak-RSS mark is reset
+    (/proc/self/clear_refs ← 5), so the peak (VmHWM) is that of the steps, not of the imports.
+    """
+    import ctypes
+
     torch.set_num_threads(THREADS)
     s = SETUPS[lib](obj, dim, make_net(dim))
     xs = batch_pool(dim, batch, n=2)
-    before = _max_rss_kib()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
     for x in xs:
         s.step(x)
-    return (_max_rss_kib() - before) / 1024
+    return (_status_kib("VmHWM") - before) / 1024
 
 
 def mem_subprocess(lib: str, obj: str, dim: int, batch: int) -> float:
@@ -291,7 +301,7 @@ def machine() -> str:
 
 
 def speed_rows(dims: list[int], batches: list[int], repeats: int, warmup: int,
-               pairs: list[tuple[str, str]], mem: bool, log: Callable[[str], None] = print) -> list[dict]:
+               pairs: list[tuple[str, str]], log: Callable[[str], None] = print) -> list[dict]:
     rows = []
     for obj, peer in pairs:
         for dim in dims:
@@ -299,9 +309,6 @@ def speed_rows(dims: list[int], batches: list[int], repeats: int, warmup: int,
                 te, tp = time_pair(obj, peer, dim, batch, repeats, warmup)
                 row = {"objective": obj, "peer": peer, "dim": dim, "batch": batch, "ebtk_ms": te * 1e3,
                        "peer_ms": tp * 1e3, "ratio": te / tp}
-                if mem and (dim, batch) == (max(dims), max(batches)):  # largest case only (slow)
-                    row["ebtk_mib"] = mem_subprocess("ebtk", obj, dim, batch)
-                    row["peer_mib"] = mem_subprocess(peer, obj, dim, batch)
                 rows.append(row)
                 log(f"{obj:7s} vs {peer:9s} d={dim:3d} B={batch:5d}: ebtk {te * 1e3:8.2f} ms, "
                     f"peer {tp * 1e3:8.2f} ms, ratio {te / tp:.2f}")
@@ -309,19 +316,25 @@ def speed_rows(dims: list[int], batches: list[int], repeats: int, warmup: int,
 
 
 def speed_table(rows: list[dict]) -> str:
-    mem = any("ebtk_mib" in r for r in rows)
-    head = "| objective | peer | settings (both sides) | D | B | ebtk ms | peer ms | ebtk/peer |"
-    sep = "|---|---|---|---|---|---|---|---|"
-    if mem:
-        head += " ebtk ΔRSS MiB | peer ΔRSS MiB |"
-        sep += "---|---|"
-    lines = [head, sep]
+    lines = ["| objective | peer | settings (both sides) | D | B | ebtk ms | peer ms | ebtk/peer |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        line = (f"| {r['objective']} | {r['peer']} | {SETTINGS[(r['objective'], r['peer'])]} | {r['dim']} | "
-                f"{r['batch']} | {r['ebtk_ms']:.2f} | {r['peer_ms']:.2f} | **{r['ratio']:.2f}** |")
-        if mem:
-            line += (f" {r['ebtk_mib']:.1f} | {r['peer_mib']:.1f} |" if "ebtk_mib" in r else " | |")
-        lines.append(line)
+        settings = SETTINGS[(r["objective"], r["peer"])]
+        lines.append(f"| {r['objective']} | {r['peer']} | {settings} | {r['dim']} | {r['batch']} | "
+                     f"{r['ebtk_ms']:.2f} | {r['peer_ms']:.2f} | **{r['ratio']:.2f}** |")
+    return "\n".join(lines)
+
+
+def memory_table(dim: int, batch: int, log: Callable[[str], None] = print) -> str:
+    lines = [f"## Peak memory, D = {dim}, B = {batch}", "",
+             "Peak RSS above the starting RSS over two training steps (MiB), fresh subprocess per library "
+             "and case: free heap returned first (`malloc_trim`), the kernel's peak mark reset "
+             "(`/proc/self/clear_refs`), then VmHWM − VmRSS. (tracemalloc does not see torch's CPU tensors.)",
+             "", "| objective | peer | ebtk MiB | peer MiB | ebtk/peer |", "|---|---|---|---|---|"]
+    for obj, peer in PAIRS:
+        me, mp = mem_subprocess("ebtk", obj, dim, batch), mem_subprocess(peer, obj, dim, batch)
+        log(f"memory {obj} vs {peer}: {me:.1f} / {mp:.1f} MiB")
+        lines.append(f"| {obj} | {peer} | {me:.1f} | {mp:.1f} | {me / mp:.2f} |")
     return "\n".join(lines)
 
 
@@ -351,7 +364,7 @@ def quality_table(steps: int, batch: int, seeds: list[int], log: Callable[[str],
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2-D, batch 256, 3 repeats; no memory or quality")
-    p.add_argument("--part", choices=["all", "speed", "quality", "report"], default="all",
+    p.add_argument("--part", choices=["all", "speed", "memory", "quality", "report"], default="all",
                    help="what to (re)measure (report: none); the other part's last tables are kept")
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--no-mem", action="store_true")
@@ -368,22 +381,23 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     speed_file, quality_file = out.with_suffix(".speed.md"), out.with_suffix(".quality.md")
+    memory_file = out.with_suffix(".memory.md")
     if a.quick or a.part in ("all", "speed"):
         reps = 3 if a.quick else a.repeats
-        rows = (speed_rows([2], [256], reps, 1, PAIRS, mem=False) if a.quick
-                else speed_rows([2, 64], [256, 4096], reps, 2, PAIRS, mem=not a.no_mem))
+        rows = (speed_rows([2], [256], reps, 1, PAIRS) if a.quick
+                else speed_rows([2, 64], [256, 4096], reps, 2, PAIRS))
         speed = [f"Machine: {machine()}.", "",
                  f"Network: `MLPEnergy` (hidden {HIDDEN}, depth {DEPTH}, SiLU), identical initial weights; "
                  f"Adam lr {LR}. One training step (loss + backward + Adam step), median over {reps} repeats "
                  "after warm-up, ebtk and peer interleaved (A B B A …), timed by process CPU time "
-                 "(`time.process_time`, robust to the time-slicing of a shared machine). ΔRSS: growth of "
-                 "the max RSS (getrusage) over two steps, in a fresh subprocess per case (D=64, B=4096 "
-                 "only).", "",
+                 "(`time.process_time`, robust to the time-slicing of a shared machine).", "",
                  speed_table(rows)]
         (Path(a.out) if a.quick else speed_file).write_text("\n".join(speed) + "\n")
         if a.quick:
             print(f"wrote {a.out}")
             return
+    if a.part in ("all", "memory") and not a.no_mem:
+        memory_file.write_text(memory_table(64, 4096) + "\n")
     if a.part in ("all", "quality"):
         quality = [f"## Quality: 8-gaussians, {a.quality_steps} steps, batch 256, {a.seeds} seeds", "",
                    "Test NLL (nats, lower is better; mean ± std over seeds) by ebtk's exact grid normaliser "
@@ -393,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     text = [f"# ebtk vs torchebm {_version('torchebm')} and ebmkit {_version('ebmkit')}", "",
             "Generated by `python benchmarks/peers.py`; the notes at the end are hand-written "
             f"(`{out.with_suffix('.notes.md').name}`).", ""]
-    for f in (speed_file, quality_file, out.with_suffix(".notes.md")):
+    for f in (speed_file, memory_file, quality_file, out.with_suffix(".notes.md")):
         if f.exists():
             text += [f.read_text(), ""]
     out.write_text("\n".join(text))

@@ -27,7 +27,7 @@ def test_peer_table_has_a_finite_row_per_objective(monkeypatch):
     # a tiny case: short chains and a small replay buffer keep torchebm's 100-step buffer warm-up cheap
     monkeypatch.setattr(peers, "K_STEPS", 2)
     monkeypatch.setattr(peers, "BUFFER", 64)
-    rows = peers.speed_rows([2], [32], repeats=1, warmup=0, pairs=peers.PAIRS, mem=False, log=lambda _: None)
+    rows = peers.speed_rows([2], [32], repeats=1, warmup=0, pairs=peers.PAIRS, log=lambda _: None)
     assert [(r["objective"], r["peer"]) for r in rows] == peers.PAIRS
     for r in rows:
         assert math.isfinite(r["ratio"]) and r["ratio"] > 0, r
