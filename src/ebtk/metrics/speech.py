@@ -162,9 +162,10 @@ def dnsmos(wav: np.ndarray, sr: int = 22050) -> dict[str, float]:
 
     from ebtk.tts.audio import resample
 
-    x = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    x = np.asarray(wav, dtype=np.float32).reshape(-1)
     if sr != DNSMOS_SR:
         x = resample(x, sr, DNSMOS_SR)
+    x = np.clip(x, -1.0, 1.0)  # after resampling: its ringing can overshoot a full-scale input
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = _dnsmos.run(x, sr=DNSMOS_SR, return_df=False)
