@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 K_VALUES = [1, 2, 5, 20, 100, 0]  # 0 = never refresh (K = ∞)
-BASELINES = ["nce", "fce", "cd", "pcd", "ssm"]
+BASELINES = ["nce", "fce", "cd", "pcd", "ssm", "dsm"]
 DATASETS = {
     "8gaussians": ("toy2d", ["data.name=8gaussians"], ("nll", "kl", "mmd")),
     "checkerboard": ("toy2d", ["data.name=checkerboard"], ("nll", "kl", "mmd")),
