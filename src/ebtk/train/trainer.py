@@ -198,6 +198,8 @@ class Trainer:
         if not path.exists():
             return False
         self.load_state_dict(load_checkpoint(path, map_location=self.device), path)
+        if self.dist.world > 1:  # the checkpoint holds rank 0's RNG: give every rank its own stream again
+            set_seed(self.tc.seed + 7919 * self.dist.rank + 104_729 * self.step)
         return True
 
     # -- training ---------------------------------------------------------------------------------
