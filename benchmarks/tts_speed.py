@@ -1,0 +1,349 @@
+"""TTS speed: real-time factor (compute s / audio s) of each pipeline stage, end to end, and vocoder backends.
+
+Stages: text front-end (phonemizer + espeak-ng), acoustic model (predicted durations -> hypothesis mel),
+one refiner step (Y <- Y + eta*s(Y)), HiFi-GAN vocoder; end to end = text -> wav with 1 refinement step.
+Each is timed at batch 1 and batched (`--batch` utterances, right-padded: padded frames cost compute but
+count no audio). Measurements are interleaved (every repeat runs every case once, in turn) so that load
+from other processes hits all cases alike; tables give medians over `--repeats` after `--warmup` calls,
+and the load average (os.getloadavg) at the start and end.
+
+Models: `--run RUN_DIR` (a refiner run whose acoustic.checkpoint names its acoustic run) or, without it,
+*untrained* models of the real architectures at the task's default sizes (speed does not depend on the
+weights), with the duration predictor's output set to a constant log(6.5) -> 7 frames per phoneme, about
+12 phonemes/s, so that audio lengths are realistic. Texts are the built-in corpus's sentences
+(`ebtk.tts.corpus.make_sentences`).
+
+Vocoder study (`--vocoder-study`): fp32 eager (the reference) against channels-last (1, k)-Conv2d eager,
+ONNX Runtime on the 1-D and on the Conv2d graph, bf16 (on a short clip: no native bf16 on AVX2), and
+optionally torch.compile (`--compile`; compile time reported), each with max |diff| and MCD (DTW) to
+the reference wav, on a real espeak-ng utterance's mel.
+
+    python benchmarks/tts_speed.py                      # -> benchmarks/results/tts_speed.md
+    python benchmarks/tts_speed.py --run runs/refiner --device cuda
+    python benchmarks/tts_speed.py --quick              # tiny smoke run, prints only
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tts_speed.md"
+FRAMES_PER_PHONEME = 6.5  # untrained models: constant duration, ceil -> 7 frames
+ETA = 1.0
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = "absent"
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, torch "
+            f"{torch.__version__}, onnxruntime {ort}, {torch.get_num_threads()} torch thread(s)")
+
+
+def load_str() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+# -- models -------------------------------------------------------------------------------------------
+def build_models(run: str | None, device: str) -> tuple[Any, torch.nn.Module, torch.nn.Module, bool, str]:
+    """-> (frontend, acoustic, refiner, text_cond, description)."""
+    if run:
+        from ebtk.train.trainer import load_run
+
+        config, task, refiner, _, _ = load_run(run, device)
+        if config["task"] != "tts" or not task.is_refiner:
+            sys.exit(f"error: {run} is not a tts refiner run")
+        acoustic = task.load_acoustic(device)
+        return task.frontend, acoustic, refiner, bool(task.model_cfg.text_cond), f"run {run}"
+    from ebtk.tasks.tts import TTSAcoustic, TTSModel
+    from ebtk.tts.acoustic import AcousticModel
+    from ebtk.tts.refiner import build_refiner
+    from ebtk.tts.text import TextFrontend
+
+    torch.manual_seed(0)
+    fe = TextFrontend()
+    ac_cfg, m = TTSAcoustic(), TTSModel()
+    acoustic = AcousticModel(len(fe.symbols), ac_cfg.model_config(), mel_mean=-6.0, mel_std=2.0)
+    with torch.no_grad():
+        acoustic.duration.out.weight.zero_()
+        acoustic.duration.out.bias.fill_(math.log(FRAMES_PER_PHONEME))
+    refiner = build_refiner(m.kind, channels=m.channels, mults=tuple(m.mults), text_cond=m.text_cond,
+                            mel_mean=-6.0, mel_std=2.0)
+    torch.nn.init.normal_(refiner.body.unet.out.weight, std=0.01)  # not the zero init: real compute
+    desc = (f"untrained, default sizes (acoustic channels {ac_cfg.channels}, {ac_cfg.enc_layers} enc / "
+            f"{ac_cfg.dec_layers} dec layers; {m.kind} refiner U-Net channels {m.channels}, mults {m.mults})")
+    return fe, acoustic.to(device).eval(), refiner.to(device).eval(), m.text_cond, desc
+
+
+# -- timing -------------------------------------------------------------------------------------------
+def interleaved(cases: dict[str, Callable[[], Any]], repeats: int, warmup: int,
+                device: str) -> dict[str, float]:
+    """Median seconds per case; every repeat runs every case once, in turn."""
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        for f in cases.values():
+            f()
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for k, f in cases.items():
+            sync()
+            t0 = time.perf_counter()
+            f()
+            sync()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def pipeline_table(args: argparse.Namespace) -> tuple[list[str], str]:
+    from ebtk.tts.audio import HOP, SAMPLE_RATE
+    from ebtk.tts.corpus import make_sentences
+    from ebtk.tts.refiner import refine
+    from ebtk.tts.vocoder import Vocoder
+
+    dev = args.device
+    fe, acoustic, refiner, text_cond, desc = build_models(args.run, dev)
+    vocs = {"torch": Vocoder.load(dev, backend="torch")}
+    if dev == "cpu":
+        onnx = Vocoder.load(dev, backend="auto")
+        if onnx.backend == "onnx":
+            vocs["onnx"] = onnx
+        else:
+            print(f"onnx vocoder unavailable: {onnx.fallback}")
+    texts = make_sentences(max(args.batch, 1), seed=0)
+    rows = []
+    for bs in (1, args.batch):
+        batch = texts[:bs]
+
+        def encode(batch: list[str] = batch) -> tuple[torch.Tensor, torch.Tensor]:
+            ids = fe.encode_batch(batch)
+            lengths = torch.tensor([len(i) for i in ids])
+            ph = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+            for j, i in enumerate(ids):
+                ph[j, : len(i)] = torch.tensor(i)
+            return ph.to(dev), lengths.to(dev)
+
+        def acoustic_step(ph: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, dict]:
+            hyp, mu_y, mask = acoustic.infer(ph, lengths)
+            cond = {"hyp": hyp, "mask": mask}
+            if text_cond:
+                cond["text"] = mu_y
+            return hyp, cond
+
+        ph, lengths = encode()
+        hyp, cond = acoustic_step(ph, lengths)
+        audio_s = float(cond["mask"].sum()) * HOP / SAMPLE_RATE  # valid frames only
+        cases: dict[str, Callable[[], Any]] = {
+            "text front-end": encode,
+            "acoustic model": lambda ph=ph, lengths=lengths: acoustic_step(ph, lengths),
+            "refiner, 1 step": lambda hyp=hyp, cond=cond: refine(refiner, hyp, 1, ETA, cond),
+        }
+        for name, voc in vocs.items():
+            cases[f"vocoder ({name})"] = lambda voc=voc, hyp=hyp: voc(hyp)
+
+        for name, voc in vocs.items():
+            if bs > 1 and name == "torch" and len(vocs) > 1:
+                continue  # the batched torch-vocoder row above gives that ratio; saves minutes
+
+            def e2e(voc: Any = voc, encode: Callable = encode) -> torch.Tensor:
+                h, c = acoustic_step(*encode())
+                return voc(refine(refiner, h, 1, ETA, c)[0])
+
+            cases[f"end to end, text -> wav ({name} vocoder)"] = e2e
+        l0 = load_str()
+        med = interleaved(cases, args.repeats, args.warmup, dev)
+        l1 = load_str()
+        frames = int(hyp.shape[-1]) * bs
+        pad = 1 - float(cond["mask"].sum()) / frames
+        for k, s in med.items():
+            rows.append(f"| {k} | {bs} | {audio_s:.2f} | {pad:.0%} | {s * 1e3:.1f} | {s / audio_s:.4f} | "
+                        f"{l0} → {l1} |")
+        print("\n".join(rows[-len(med):]), flush=True)
+    head = ["| stage | batch | audio s | padding | median ms | RTF | load avg (1/5/15 min) start → end |",
+            "|---|---:|---:|---:|---:|---:|---|"]
+    return head + rows, desc
+
+
+# -- vocoder study ------------------------------------------------------------------------------------
+def real_mel(seconds_text: str) -> tuple[Any, torch.Tensor]:
+    from ebtk.tts.audio import load_wav, mel_spectrogram
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "a.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(p), seconds_text], check=True,
+                       capture_output=True)
+        wav = load_wav(p)
+    return wav, mel_spectrogram(torch.from_numpy(wav))
+
+
+def vocoder_study(args: argparse.Namespace) -> list[str]:
+    import copy
+
+    from ebtk.metrics.speech import mcd_dtw
+    from ebtk.tts.audio import HOP, SAMPLE_RATE
+    from ebtk.tts.vocoder import Vocoder, _ort_session, _run_session, as_conv2d, export_onnx
+
+    _, mel = real_mel("The quick brown fox jumps over the lazy dog. Would you like a cup of tea?")
+    mel = mel[None]
+    ref_voc = Vocoder.load("cpu", backend="torch")
+    gen = ref_voc.generator
+    variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"fp32 eager (reference)": ref_voc}
+    notes: dict[str, str] = {}
+    cl = as_conv2d(gen).to(memory_format=torch.channels_last)
+
+    def run_cl(m: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return cl(m).squeeze(1).clamp(-1, 1)
+
+    variants["eager, (1,k) Conv2d channels-last"] = run_cl
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            p1 = Path(d) / "g1d.onnx"
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(gen, (mel[..., :24],), str(p1), input_names=["mel"], output_names=["wav"],
+                                  opset_version=17, dynamo=False,
+                                  dynamic_axes={"mel": {0: "b", 2: "t"}, "wav": {0: "b", 2: "s"}})
+            s1 = _ort_session(p1, torch.get_num_threads())
+        variants["ONNX Runtime, Conv1d graph"] = lambda m: _run_session(s1, m).squeeze(1).clamp(-1, 1)
+        p2 = Path(tempfile.mkdtemp()) / "g2d.onnx"
+        t0 = time.perf_counter()
+        export_onnx(gen, p2)
+        notes["ONNX Runtime, (1,k) Conv2d graph (backend=onnx)"] = f"export {time.perf_counter() - t0:.1f} s"
+        s2 = _ort_session(p2, torch.get_num_threads())
+        variants["ONNX Runtime, (1,k) Conv2d graph (backend=onnx)"] = (
+            lambda m: _run_session(s2, m).squeeze(1).clamp(-1, 1))
+    except Exception as e:  # report it, do not die: the study is informative
+        notes["onnx"] = f"unavailable: {e}"
+    if args.compile:
+        import torch._inductor.config as ic
+
+        ic.freezing = True
+        comp = torch.compile(copy.deepcopy(gen), dynamic=True)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            comp(mel)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            comp(mel[..., : mel.shape[-1] // 2])
+        notes["torch.compile (inductor, freezing)"] = (f"compile {t1 - t0:.0f} s, a new length "
+                                                       f"{time.perf_counter() - t1:.0f} s")
+
+        def run_comp(m: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return comp(m).squeeze(1).clamp(-1, 1)
+
+        variants["torch.compile (inductor, freezing)"] = run_comp
+    l0 = load_str()
+    cases = {k: (lambda f=f: f(mel)) for k, f in variants.items()}
+    med = interleaved(cases, args.repeats, args.warmup, "cpu")
+    l1 = load_str()
+    audio_s = mel.shape[-1] * HOP / SAMPLE_RATE
+    ref = ref_voc(mel)[0].numpy()
+    base = med["fp32 eager (reference)"]
+    rows = [f"Real espeak-ng utterance, {audio_s:.2f} s ({mel.shape[-1]} frames), batch 1; "
+            f"load avg {l0} → {l1}.", "",
+            "| vocoder variant | median ms | RTF | speed-up vs eager | max abs diff | MCD vs eager (dB) "
+            "| notes |",
+            "|---|---:|---:|---:|---:|---:|---|"]
+    for k, s in med.items():
+        w = variants[k](mel)[0].numpy()
+        diff = float(abs(w - ref).max())
+        mcd = mcd_dtw(ref, w) if k != "fp32 eager (reference)" else 0.0
+        rows.append(f"| {k} | {s * 1e3:.0f} | {s / audio_s:.3f} | {base / s:.2f}x | {diff:.1e} | {mcd:.3f} | "
+                    f"{notes.get(k, '')} |")
+        print(rows[-1], flush=True)
+    # bf16: no native bf16 on AVX2 CPUs, so only a short clip (timed against eager on the same clip)
+    clip = mel[..., :40]
+    g16 = copy.deepcopy(gen).to(torch.bfloat16)
+
+    def run16(m: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return g16(m.bfloat16()).float().squeeze(1).clamp(-1, 1)
+
+    med16 = interleaved({"eager": lambda: ref_voc(clip), "bf16": lambda: run16(clip)},
+                        max(1, args.repeats // 2), 1, "cpu")
+    w16, r16 = run16(clip)[0].numpy(), ref_voc(clip)[0].numpy()
+    clip_s = clip.shape[-1] * HOP / SAMPLE_RATE
+    rows.append(f"| bf16 weights+activations (on a {clip_s:.2f} s clip) | {med16['bf16'] * 1e3:.0f} | "
+                f"{med16['bf16'] / clip_s:.3f} | {med16['eager'] / med16['bf16']:.2f}x | "
+                f"{float(abs(w16 - r16).max()):.1e} | {mcd_dtw(r16, w16):.3f} | eager on the clip: RTF "
+                f"{med16['eager'] / clip_s:.3f} |")
+    print(rows[-1], flush=True)
+    for k, v in notes.items():
+        if k not in med:
+            rows.append(f"\n{k}: {v}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", help="refiner run dir (its acoustic.checkpoint names the acoustic run)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch (and ONNX Runtime) intra-op threads")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--vocoder-study", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to compile)")
+    ap.add_argument("--quick", action="store_true", help="batch 2, 1 repeat, no study, no file")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.batch, args.repeats, args.warmup, args.vocoder_study = 2, 1, 1, False
+    t0 = time.time()
+    start_load = load_str()
+    table, desc = pipeline_table(args)
+    study = vocoder_study(args) if args.vocoder_study and args.device == "cpu" else []
+    md = ["# TTS speed (RTF = compute s / audio s; < 1 is faster than real time)", "",
+          f"Machine: {machine()}; device {args.device}. Load average (1/5/15 min) at start {start_load}, at "
+          f"end {load_str()}: the machine is shared, so absolute times are inflated by other processes' "
+          "load; compare rows measured together (interleaved), and ratios.", "",
+          f"Models: {desc}. End to end = text front-end + acoustic model + 1 refinement step (η = {ETA}) + "
+          f"vocoder. Median of {args.repeats} interleaved repeats after {args.warmup} warm-up.", "",
+          "## Pipeline", "", *table, ""]
+    if study:
+        md += ["## Vocoder backends (CPU)", "", *study, ""]
+    cmd = " ".join(argv if argv is not None else sys.argv[1:])
+    md.append(f"Wall time of this benchmark: {time.time() - t0:.0f} s. Command: "
+              f"`python benchmarks/tts_speed.py {cmd}`")
+    text = "\n".join(md) + "\n"
+    if not args.quick:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
