@@ -28,12 +28,15 @@ class DemoSize:
     acoustic_steps: int
     refiner_steps: int
     eval_grid: int
+    tts_eval: tuple[str, ...] = ()
 
 
 SIZES = {
-    "tiny": DemoSize(30, 20, (1, 0), 10, 8, 20, 10, 60),
-    "small": DemoSize(800, 500, (1, 5, 20, 100, 0), 400, 40, 400, 300, 150),
-    "full": DemoSize(3000, 2000, (1, 2, 5, 20, 100, 0), 2000, 200, 3000, 2000, 200),
+    "tiny": DemoSize(30, 20, (1, 0), 10, 8, 20, 10, 60, ("eval.steps=[1,2]", "eval.step_sizes=[1.0]", "eval.n_test=1")),
+    "small": DemoSize(
+        800, 500, (1, 5, 20, 100, 0), 400, 40, 400, 300, 150, ("eval.steps=[1,2,5,10]", "eval.step_sizes=[1.0]")
+    ),
+    "full": DemoSize(2000, 2000, (1, 2, 5, 20, 100, 0), 2000, 200, 3000, 2000, 180),
 }
 
 
@@ -121,11 +124,16 @@ def part_tts(root: Path, size: DemoSize, rep: Report) -> None:
     if not (corpus / "metadata.csv").exists():
         make_corpus(corpus, n=size.corpus_n, seed=0)
     ac = root / "tts" / "acoustic"
-    _train(ac, "tts", "acoustic", [f"train.steps={size.acoustic_steps}", f"data.path={corpus}"])
+    _train(ac, "tts", "acoustic", [f"train.steps={size.acoustic_steps}", f"data.path={corpus}", *size.tts_eval])
     refiners = []
     for obj in ("delta", "ssm"):
         d = root / "tts" / obj
-        _train(d, "tts", obj, [f"train.steps={size.refiner_steps}", f"data.path={corpus}", f"acoustic.checkpoint={ac}"])
+        _train(
+            d,
+            "tts",
+            obj,
+            [f"train.steps={size.refiner_steps}", f"data.path={corpus}", f"acoustic.checkpoint={ac}", *size.tts_eval],
+        )
         refiners.append(d)
     for d in refiners:
         rep.heading(f"refiner trained with {d.name}", level=3)
