@@ -145,7 +145,7 @@ def part_tts(root: Path, size: DemoSize, rep: Report) -> None:
             rep.raw(f"<pre>{table.read_text()}</pre>")
         for png in sorted(d.glob("*.png")):
             rep.image(png, f"{d.name}: {png.stem}")
-        for wav in sorted(d.glob("*.wav")):
+        for wav in sorted(d.glob("wavs/*.wav")):
             rep.audio(wav, wav.stem)
 
 
