@@ -46,53 +46,50 @@ def _train(out: Path, task: str, objective: str, overrides: list[str]) -> dict[s
     return train(task, objective, out, overrides=overrides, progress=False)
 
 
+def _runs_section(rep: Report, jobs: list[tuple[Path, str, str, list[str]]], caption: str) -> list[dict[str, Any]]:
+    """Train each (run dir, task, objective, overrides), then add their comparison table and plots."""
+    from ebtk.report.compare import summarise
+
+    for d, task, obj, overrides in jobs:
+        _train(d, task, obj, overrides)
+    runs = _load([j[0] for j in jobs])
+    header, rows, _ = summarise(runs)
+    rep.table(header, rows, caption)
+    for d, task, _, _ in jobs:
+        for png in sorted(d.glob("*.png")):
+            rep.image(png, f"{task} / {d.name}")
+    return runs
+
+
 def _k_label(k: int) -> str:
     return "∞" if k == 0 else str(k)
 
 
 def part_toy2d(root: Path, size: DemoSize, rep: Report) -> None:
-    from ebtk.report.compare import summarise
 
     rep.heading("Toy 2-D densities: every objective on 8-gaussians", anchor="toy2d")
     rep.paragraph(
         "Same MLP energy, same number of steps for every objective. NLL uses the exact normaliser of the model on a "
         "grid; true_nll is the data density's own NLL on the same test points (the floor)."
     )
-    dirs = []
-    for obj in TOY_OBJECTIVES:
-        d = root / "toy2d" / obj
-        _train(
-            d, "toy2d", obj, [f"train.steps={size.toy_steps}", "data.name=8gaussians", f"eval.grid={size.eval_grid}"]
-        )
-        dirs.append(d)
-    header, rows, _ = summarise(_load(dirs))
-    rep.table(header, rows, "toy2d / 8-gaussians")
-    for d in dirs:
-        for png in sorted(d.glob("*.png")):
-            rep.image(png, f"{d.name}")
+    over = [f"train.steps={size.toy_steps}", "data.name=8gaussians", f"eval.grid={size.eval_grid}"]
+    jobs = [(root / "toy2d" / obj, "toy2d", obj, over) for obj in TOY_OBJECTIVES]
+    _runs_section(rep, jobs, "toy2d / 8-gaussians")
 
 
 def part_ksweep(root: Path, size: DemoSize, rep: Report) -> None:
-    from ebtk.report.compare import summarise
 
     rep.heading("SA-NCE: refresh interval K", anchor="ksweep")
     rep.paragraph(
         "The noise is a frozen snapshot of the model, refreshed every K steps (K=1 ≈ maximum likelihood, "
         "K=∞ never refreshes). Lower NLL / MMD is better."
     )
-    dirs = []
-    for k in size.ksweep_values:
-        d = root / "ksweep" / f"K{_k_label(k)}"
-        _train(
-            d,
-            "toy2d",
-            "sa-nce",
-            [f"train.steps={size.ksweep_steps}", f"objective.interval={k}", f"eval.grid={size.eval_grid}"],
-        )
-        dirs.append(d)
-    runs = _load(dirs)
-    header, rows, _ = summarise(runs)
-    rep.table(header, rows, "SA-NCE K-sweep on toy2d / 8-gaussians")
+    over = [f"train.steps={size.ksweep_steps}", f"eval.grid={size.eval_grid}"]
+    jobs = [
+        (root / "ksweep" / f"K{_k_label(k)}", "toy2d", "sa-nce", [*over, f"objective.interval={k}"])
+        for k in size.ksweep_values
+    ]
+    runs = _runs_section(rep, jobs, "SA-NCE K-sweep on toy2d / 8-gaussians")
     xs = [k if k > 0 else size.ksweep_steps * 2 for k in size.ksweep_values]
     ys = {m: [r["metrics"].get(m) for r in runs] for m in ("nll", "mmd") if all(m in r["metrics"] for r in runs)}
     if ys:
@@ -101,19 +98,10 @@ def part_ksweep(root: Path, size: DemoSize, rep: Report) -> None:
 
 
 def part_digits(root: Path, size: DemoSize, rep: Report) -> None:
-    from ebtk.report.compare import summarise
 
     rep.heading("Digits (8×8): samples", anchor="digits")
-    dirs = []
-    for obj in ("pcd", "sa-nce"):
-        d = root / "digits" / obj
-        _train(d, "digits", obj, [f"train.steps={size.digits_steps}"])
-        dirs.append(d)
-    header, rows, _ = summarise(_load(dirs))
-    rep.table(header, rows, "digits: Fréchet distance / KID in a digit classifier's feature space (lower is better)")
-    for d in dirs:
-        for png in sorted(d.glob("*.png")):
-            rep.image(png, f"digits / {d.name}")
+    jobs = [(root / "digits" / obj, "digits", obj, [f"train.steps={size.digits_steps}"]) for obj in ("pcd", "sa-nce")]
+    _runs_section(rep, jobs, "digits: Fréchet distance / KID in a digit classifier's feature space (lower is better)")
 
 
 def part_tts(root: Path, size: DemoSize, rep: Report) -> None:
