@@ -54,16 +54,23 @@ def group_label(run: dict[str, Any], varying: list[str]) -> str:
 
 def summarise(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], dict[str, dict[str, list[float]]]]:
     """Rows of `label, n, metric mean ± std...`; also returns the raw values per group and metric."""
-    keys = sorted({k for r in runs for k in r["config"]} - _IGNORED)
-    varying = [
-        k
-        for k in keys
-        if k not in ("task", "objective.name", "data.name")
-        and len({json.dumps(r["config"].get(k), sort_keys=True) for r in runs}) > 1
-    ]
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    # A run's label adds only the settings that vary among runs of the *same* task/data/objective (e.g. the
+    # SA-NCE interval in a K-sweep); settings that merely differ between objectives would be noise.
+    base: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
-        groups[group_label(r, varying)].append(r)
+        m = r["metrics"]
+        base[(m.get("task"), m.get("data"), m.get("objective"))].append(r)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for members in base.values():
+        keys = sorted({k for r in members for k in r["config"]} - _IGNORED)
+        varying = [
+            k
+            for k in keys
+            if k not in ("task", "objective.name", "data.name")
+            and len({json.dumps(r["config"].get(k), sort_keys=True) for r in members}) > 1
+        ]
+        for r in members:
+            groups[group_label(r, varying)].append(r)
     metric_names: list[str] = []
     for r in runs:
         for k, v in r["metrics"].items():
