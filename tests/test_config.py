@@ -8,7 +8,12 @@ from ebtk.errors import EbtkError
 
 def test_overrides_parse_types_and_nesting():
     o = parse_overrides(["train.lr=1e-3", "objective.c=learned", "sampler.steps=20", "a.b.c=true"])
-    assert o == {"train": {"lr": 1e-3}, "objective": {"c": "learned"}, "sampler": {"steps": 20}, "a": {"b": {"c": True}}}
+    assert o == {
+        "train": {"lr": 1e-3},
+        "objective": {"c": "learned"},
+        "sampler": {"steps": 20},
+        "a": {"b": {"c": True}},
+    }
 
 
 @pytest.mark.parametrize("bad", ["novalue", "=3"])
