@@ -125,7 +125,7 @@ class TrueEnergy(EnergyModel):
 
 
 def test_evaluate_perfect_model_reaches_true_nll():
-    t = _task(eval__grid=180, sampler__step_size=0.005, sampler__steps=300)
+    t = _task(eval__grid=180, sampler__step_size=0.005, eval__sample_steps=300)
     m = t.evaluate(TrueEnergy(t.dataset), None, None)
     assert set(m) == {"nll", "true_nll", "kl", "mmd"}
     assert m["true_nll"] == pytest.approx(float(-t.dataset.log_prob(t.test_data()).mean()))
@@ -187,3 +187,20 @@ def test_plot_helpers(tmp_path: Path):
     assert p.read_bytes()[:4] == b"\x89PNG"
     p = mel_plot({"hyp": np.random.randn(80, 50), "ref": np.random.randn(80, 60)}, tmp_path / "m.png")
     assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_runs_eval_sample_steps_of_langevin():
+    """`sample` = Langevin from init noise for eval.sample_steps steps (sampler.steps when 0)."""
+    from ebtk.sampling import Langevin
+
+    torch.manual_seed(0)
+    for sample_steps, expect in ((7, 7), (0, 5)):
+        t = _task(eval__sample_steps=sample_steps)
+        model = t.build_model("sa-nce")
+        torch.manual_seed(1)
+        got = t.sample(model, 30, torch.Generator().manual_seed(2))
+        torch.manual_seed(1)
+        x0 = t.init_noise(30, torch.Generator().manual_seed(2))
+        s = t.sampler_cfg
+        ref = Langevin(expect, s.step_size, s.noise_scale, s.clip).sample(model, x0)
+        assert torch.equal(got, ref)
