@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-K_VALUES = [1, 2, 5, 20, 100, 0]  # 0 = never refresh (K = ∞)
+K_VALUES: list[int | None] = [1, 2, 5, 20, 100, None]  # None = never refresh (K = ∞)
 BASELINES = ["nce", "fce", "cd", "pcd", "ssm", "dsm"]
 DATASETS = {
     "8gaussians": ("toy2d", ["data.name=8gaussians"], ("nll", "kl", "mmd")),
@@ -35,7 +35,11 @@ def _job(out: str, task: str, objective: str, overrides: list[str], threads: int
     return out
 
 
-def plan(root: Path, datasets: list[str], seeds: list[int], steps: dict[str, int | None], ks: list[int]):
+def _kname(k: int | None) -> str:
+    return f"sa-nce-K{k or 'inf'}"
+
+
+def plan(root: Path, datasets: list[str], seeds: list[int], steps: dict[str, int | None], ks: list[int | None]):
     jobs = []
     for ds in datasets:
         task, extra, _ = DATASETS[ds]
@@ -44,10 +48,10 @@ def plan(root: Path, datasets: list[str], seeds: list[int], steps: dict[str, int
             for k in ks:
                 jobs.append(
                     (
-                        root / ds / f"sa-nce-K{k or 'inf'}" / f"seed{seed}",
+                        root / ds / _kname(k) / f"seed{seed}",
                         task,
                         "sa-nce",
-                        [*common, f"objective.interval={k}", f"train.seed={seed}"],
+                        [*common, f"objective.interval={k or 'never'}", f"train.seed={seed}"],
                     )
                 )
             for b in BASELINES:
@@ -55,7 +59,7 @@ def plan(root: Path, datasets: list[str], seeds: list[int], steps: dict[str, int
     return jobs
 
 
-def report(root: Path, datasets: list[str], ks: list[int]) -> Path:
+def report(root: Path, datasets: list[str], ks: list[int | None], seeds: int) -> Path:
     import json
 
     import matplotlib
@@ -75,7 +79,7 @@ def report(root: Path, datasets: list[str], ks: list[int]) -> Path:
             "| method | seeds | " + " | ".join(metrics) + " | train s |",
             "|---|---|" + "---|" * (len(metrics) + 1),
         ]
-        methods = [f"sa-nce-K{k or 'inf'}" for k in ks] + BASELINES
+        methods = [_kname(k) for k in ks] + BASELINES
         per_k: dict[str, list[list[float]]] = {m: [] for m in metrics}
         for m in methods:
             runs = [json.loads(p.read_text()) for p in sorted((root / ds / m).glob("seed*/metrics.json"))]
@@ -84,7 +88,8 @@ def report(root: Path, datasets: list[str], ks: list[int]) -> Path:
             cells = [_fmt([r[k] for r in runs if r.get(k) is not None]) for k in metrics]
             secs = _fmt([r["train_seconds"] for r in runs if "train_seconds" in r])
             label = m.replace("sa-nce-K", "sa-nce K=").replace("=inf", "=∞")
-            lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + f" | {secs} |")
+            # a run that diverged (stopped by the trainer's guard) leaves no metrics.json: count it, don't hide it
+            lines.append(f"| {label} | {len(runs)}/{seeds} | " + " | ".join(cells) + f" | {secs} |")
             if m.startswith("sa-nce"):
                 for k in metrics:
                     per_k[k].append([r[k] for r in runs if r.get(k) is not None])
@@ -122,7 +127,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/sa_nce_study")
     ap.add_argument("--datasets", default="8gaussians,checkerboard,digits")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--ks", default=",".join(map(str, K_VALUES)))
+    ap.add_argument("--ks", default=",".join(str(k or "never") for k in K_VALUES), help="never = K = ∞")
     ap.add_argument("--toy-steps", type=int, default=None, help="override toy2d train.steps")
     ap.add_argument("--digits-steps", type=int, default=None, help="override digits train.steps")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)))
@@ -131,11 +136,11 @@ def main() -> None:
     a = ap.parse_args()
     root = Path(a.out)
     datasets = [d for d in a.datasets.split(",") if d]
-    ks = [int(k) for k in a.ks.split(",")]
+    ks = [None if k in ("never", "inf") else int(k) for k in a.ks.split(",")]
     seeds = list(range(a.seeds))
     steps = {"toy2d": a.toy_steps, "digits": a.digits_steps}
     if a.quick:
-        ks, seeds, steps = [1, 20, 0], [0], {"toy2d": a.toy_steps or 200, "digits": a.digits_steps or 100}
+        ks, seeds, steps = [1, 20, None], [0], {"toy2d": a.toy_steps or 200, "digits": a.digits_steps or 100}
     if not a.report_only:
         jobs = [j for j in plan(root, datasets, seeds, steps, ks) if not (j[0] / "metrics.json").exists()]
         t0 = time.time()
@@ -148,7 +153,7 @@ def main() -> None:
                     print(f"[{i}/{len(jobs)}] {futs[f]} done ({time.time() - t0:.0f}s)", flush=True)
                 except Exception as e:  # noqa: BLE001 - a diverged run is a result too; keep going
                     print(f"[{i}/{len(jobs)}] {futs[f]} FAILED: {e}", flush=True)
-    print(report(root, datasets, ks))
+    print(report(root, datasets, ks, len(seeds)))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,7 @@ BAD = {
     "bad value": (["train", "toy2d", "--objective", "ssm", "train.steps=abc"], "train.steps"),
     "negative step size": (["train", "toy2d", "--objective", "cd", "sampler.step_size=-1"], "step_size"),
     "negative K": (["train", "toy2d", "--objective", "sa-nce", "objective.interval=-1"], "interval"),
+    "K=0": (["train", "toy2d", "--objective", "sa-nce", "objective.interval=0"], "interval must be ≥ 1, or 'never'"),
     "score model to energy objective": (
         ["train", "toy2d", "--objective", "cd", "model.kind=score"],
         "needs a scalar energy model",

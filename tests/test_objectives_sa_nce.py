@@ -93,10 +93,10 @@ def test_refresh_exactly_at_multiples_of_k_and_c_reset():
     assert seen[7][2] == 2
 
 
-def test_interval_zero_never_refreshes():
+def test_interval_never_keeps_the_first_snapshot():
     torch.manual_seed(0)
     task = make_task(sampler=SAMPLER)
-    obj, model = make(task, interval=0), GaussianEnergy(2)
+    obj, model = make(task, interval=None), GaussianEnergy(2)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     _train(obj, model, task, 6)
     assert all(torch.equal(initial[k], v) for k, v in obj.snapshot.state_dict().items())
@@ -168,14 +168,17 @@ def test_sa_nce_refuses_score_models_and_missing_setup():
         obj(GaussianEnergy(2), task.train_batch(torch.Generator().manual_seed(0), 4))
 
 
-@pytest.mark.parametrize("bad", [{"interval": -1}, {"c": "fixed"}, {"nu": 0}, {"alpha": -1.0}, {"interval": 1.5}])
+@pytest.mark.parametrize(
+    "bad", [{"interval": -1}, {"interval": 0}, {"c": "fixed"}, {"nu": 0}, {"alpha": -1.0}, {"interval": 1.5}]
+)
 def test_sa_nce_config_validation(bad):
     with pytest.raises(EbtkError):
         SANCE.parse_section(bad)
 
 
-def test_interval_never_alias_parses_to_zero():
-    assert SANCE.parse_section({"interval": "never"}).interval == 0
+@pytest.mark.parametrize("spelling", ["never", "inf", None])
+def test_interval_never_spellings_parse_to_none(spelling):
+    assert SANCE.parse_section({"interval": spelling}).interval is None
 
 
 def test_persistent_sa_nce_fits_a_gaussian():

@@ -80,8 +80,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
+        optional = type(None) in typing.get_args(tp)
+        if value is None or (optional and isinstance(value, str) and value.lower() in ("never", "inf", "none")):
+            return None  # `int | None` fields spell "no limit" as never / inf / null
         return _coerce(value, args[0], key)
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
@@ -105,8 +106,6 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if tp is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
-            if isinstance(value, str) and value.lower() in ("inf", "never"):
-                return 0
             return int(float(value)) if isinstance(value, str) else int(value)
         if tp is float:
             return float(value)

@@ -22,7 +22,7 @@ TOY_OBJECTIVES = ["nce", "fce", "sa-nce", "cd", "pcd", "ssm", "dsm"]
 class DemoSize:
     toy_steps: int
     ksweep_steps: int
-    ksweep_values: tuple[int, ...]
+    ksweep_values: tuple[int | None, ...]  # None = never refresh (K = ∞)
     digits_steps: int
     corpus_n: int
     acoustic_steps: int
@@ -32,11 +32,13 @@ class DemoSize:
 
 
 SIZES = {
-    "tiny": DemoSize(30, 20, (1, 0), 10, 8, 20, 10, 60, ("eval.steps=[1,2]", "eval.step_sizes=[1.0]", "eval.n_test=1")),
-    "small": DemoSize(
-        800, 500, (1, 5, 20, 100, 0), 400, 40, 400, 300, 150, ("eval.steps=[1,2,5,10]", "eval.step_sizes=[1.0]")
+    "tiny": DemoSize(
+        30, 20, (1, None), 10, 8, 20, 10, 60, ("eval.steps=[1,2]", "eval.step_sizes=[1.0]", "eval.n_test=1")
     ),
-    "full": DemoSize(2000, 2000, (1, 2, 5, 20, 100, 0), 2000, 200, 3000, 2000, 180),
+    "small": DemoSize(
+        800, 500, (1, 5, 20, 100, None), 400, 40, 400, 300, 150, ("eval.steps=[1,2,5,10]", "eval.step_sizes=[1.0]")
+    ),
+    "full": DemoSize(2000, 2000, (1, 2, 5, 20, 100, None), 2000, 200, 3000, 2000, 180),
 }
 
 
@@ -61,8 +63,8 @@ def _runs_section(rep: Report, jobs: list[tuple[Path, str, str, list[str]]], cap
     return runs
 
 
-def _k_label(k: int) -> str:
-    return "∞" if k == 0 else str(k)
+def _k_label(k: int | None) -> str:
+    return "∞" if k is None else str(k)
 
 
 def part_toy2d(root: Path, size: DemoSize, rep: Report) -> None:
@@ -86,11 +88,11 @@ def part_ksweep(root: Path, size: DemoSize, rep: Report) -> None:
     )
     over = [f"train.steps={size.ksweep_steps}", f"eval.grid={size.eval_grid}"]
     jobs = [
-        (root / "ksweep" / f"K{_k_label(k)}", "toy2d", "sa-nce", [*over, f"objective.interval={k}"])
+        (root / "ksweep" / f"K{_k_label(k)}", "toy2d", "sa-nce", [*over, f"objective.interval={k or 'never'}"])
         for k in size.ksweep_values
     ]
     runs = _runs_section(rep, jobs, "SA-NCE K-sweep on toy2d / 8-gaussians")
-    xs = [k if k > 0 else size.ksweep_steps * 2 for k in size.ksweep_values]
+    xs = [k or size.ksweep_steps * 2 for k in size.ksweep_values]
     ys = {m: [r["metrics"].get(m) for r in runs] for m in ("nll", "mmd") if all(m in r["metrics"] for r in runs)}
     if ys:
         png = _line_plot(xs, ys, root / "ksweep" / "ksweep.png", "refresh interval K (rightmost: never)")

@@ -5,7 +5,7 @@ into c ≈ log Z_θ − log Z_θ̄). Noise samples come from the snapshot's ener
 persistent chains, per the `sampler` config). Right after a refresh θ = θ̄ and c = 0, so G ≡ 0 (ν = 1):
 the loss is 2·log 2 and its gradient is ½(E_data ∇E − E_θ̄ ∇E), half the maximum-likelihood gradient.
 Between refreshes the classification keeps the model honest about the snapshot; K = 1 is ≈ ML and
-K = 0 never refreshes (plain NCE against the initial model).
+K = never (`interval: never`, null in YAML) keeps the first snapshot (plain NCE against the initial model).
 
 c is either `learned` (an nn.Parameter, reset to 0 at each refresh) or `estimated`: the importance
 estimate c = log mean_y exp(−E_θ(y) + E_θ̄(y)) over the batch's noise samples y ~ p_θ̄. The estimate is
@@ -34,15 +34,15 @@ from ebtk.registry import register
 
 @dataclass
 class SANCEConfig:
-    interval: int = 100  # K: refresh the snapshot every K steps; 0 = never (K = ∞); 1 ≈ ML
+    interval: int | None = 100  # K: refresh the snapshot every K steps; None/"never" = K = ∞; 1 ≈ ML
     c: str = "learned"  # learned (parameter reset to 0 at refresh) | estimated (importance estimate)
     nu: int = 1  # noise samples per data sample
     alpha: float = 0.0  # energy-magnitude regulariser α·(mean E⁺² + mean E⁻²)
     hyp_noise: float = 0.1  # refiner batches: std of the noise added to the hypothesis where chains start
 
     def validate(self) -> None:
-        if self.interval < 0:
-            raise EbtkError(f"objective.interval must be ≥ 0 (0 = never refresh), got {self.interval}")
+        if self.interval is not None and self.interval < 1:
+            raise EbtkError(f"objective.interval must be ≥ 1, or 'never' for K = ∞, got {self.interval}")
         if self.c not in ("learned", "estimated"):
             raise EbtkError(f"objective.c must be learned or estimated, got {self.c!r}")
         if self.nu < 1:
@@ -87,7 +87,7 @@ class SANCE(Objective):
         self.refreshes += 1
 
     def after_step(self, model: nn.Module, step: int) -> None:
-        if self.cfg.interval > 0 and step % self.cfg.interval == 0:
+        if self.cfg.interval is not None and step % self.cfg.interval == 0:
             self.refresh(model)
 
     # -- loss -------------------------------------------------------------------------------------
