@@ -205,3 +205,40 @@ def test_builtin_corpus_is_made_on_first_use(tmp_path, monkeypatch) -> None:
     assert path.parent == tmp_path.resolve() and len((path / "metadata.csv").read_text().splitlines()) == 5
     assert task.corpus_path() == path  # the second call reuses it
     assert sorted(sum(task.splits().values(), [])) == sorted(task.corpus.ids)
+
+
+def _tree(d) -> dict[str, bytes]:  # noqa: ANN001
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", ["text with only unknown symbols", "missing corpus files",
+                                  "acoustic.checkpoint from another task", "checkpoint from another task"])
+def test_tts_bad_input_one_line_error_and_run_dir_untouched(run_cli, acoustic_run, corpus, tmp_path, case) -> None:
+    from ebtk.cli import main
+
+    run = tmp_path / "acoustic"  # a copy: the module's run must stay usable by the other tests
+    shutil.copytree(acoustic_run[0], run)
+    toy = tmp_path / "toy"
+    assert main(["train", "toy2d", "--objective", "cd", "--steps", "2", "--out", str(toy), "--quiet",
+                 "train.batch_size=64", "sampler.steps=5", "eval.grid=20", "eval.n_samples=100"]) == 0
+    if case == "text with only unknown symbols":
+        argv, needle = ["synthesize", run, "--text", "☃ ♪ ☃", "--out", tmp_path / "x.wav"], "no known symbols"
+    elif case == "missing corpus files":
+        broken = tmp_path / "broken"
+        shutil.copytree(corpus, broken)
+        (broken / "wavs" / "u3.wav").unlink()
+        argv = ["train", "tts", "--objective", "acoustic", "--out", run, "--quiet", *TINY, f"data.path={broken}"]
+        needle = "missing audio file"
+    elif case == "acoustic.checkpoint from another task":
+        argv = ["train", "tts", "--objective", "delta", "--out", tmp_path / "r", "--quiet", *TINY,
+                f"acoustic.checkpoint={toy}"]
+        needle = "not a `tts --objective acoustic` run"
+    else:
+        shutil.copy(toy / "checkpoint.pt", run / "checkpoint.pt")
+        argv, needle = ["evaluate", run], "is from task 'toy2d'"
+    before = _tree(run)
+    code, _, err = run_cli(*argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], err
+    assert _tree(run) == before
+    assert not (tmp_path / "x.wav").exists() and not (tmp_path / "r" / "checkpoint.pt").exists()

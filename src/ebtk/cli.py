@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def _plugin(module: str, attach: Callable) -> None:
         pass
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """Warnings read like errors on the command line: one `warning:` line, no source excerpt."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if extra:
         args.overrides = list(args.overrides) + extra
+    warnings.formatwarning = _one_line_warning
     try:
         return int(args.func(args) or 0)
     except EbtkError as e:

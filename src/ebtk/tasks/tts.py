@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import yaml
 from torch import nn
 
 from ebtk.errors import EbtkError
@@ -387,6 +388,13 @@ class TTS(Task):
                     "acoustic.checkpoint=RUN_DIR; hint: train one with `ebtk train tts --objective acoustic`"
                 )
             path = Path(ck) / HYPOTHESES
+            run_cfg = Path(ck) / "config.yaml"
+            if run_cfg.is_file():
+                other = yaml.safe_load(run_cfg.read_text()) or {}
+                kind = (other.get("task"), (other.get("objective") or {}).get("name"))
+                if kind != ("tts", "acoustic"):
+                    raise EbtkError(f"acoustic.checkpoint={ck} is a {kind[0]!r} / {kind[1]!r} run, not a "
+                                    "`tts --objective acoustic` run")
             if not path.is_file():
                 raise EbtkError(f"acoustic.checkpoint={ck} has no {HYPOTHESES}; hint: it must be a finished "
                                 "`tts --objective acoustic` run (`ebtk evaluate` on it writes the file)")

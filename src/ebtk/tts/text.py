@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 import warnings
 from typing import Any
 
@@ -186,8 +187,22 @@ def normalize_text(text: str) -> str:
     t = re.sub(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|\d+", _number, t)
     for sym, rep in _SYMBOLS.items():
         t = t.replace(sym, rep)
+    t = _keep_known_graphemes(t, text)
     t = re.sub(r"\s+", " ", t).strip()
     return re.sub(r"\s+([,.;:!?])", r"\1", t)
+
+
+def _keep_known_graphemes(t: str, original: str) -> str:
+    """Fold accents (café → cafe) and drop what an English voice cannot read (☃, 日本語), with a warning.
+
+    espeak would otherwise speak such characters by their Unicode names ("snowman", "Chinese letter").
+    """
+    t = "".join(c for c in unicodedata.normalize("NFKD", t) if not unicodedata.combining(c))
+    unknown = sorted({c for c in t if not (c.isascii() or c in _PUNCTUATION or c.isspace())})
+    if unknown:
+        warnings.warn(f"dropped unknown symbols {unknown!r} from {original!r}", stacklevel=3)
+        t = "".join(" " if c in unknown else c for c in t)
+    return t
 
 
 # ---------------------------------------------------------------------------------------------- symbols
@@ -268,8 +283,13 @@ class TextFrontend:
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Like :meth:`encode` for many texts with a single phonemizer call."""
-        phonemes = self.phonemize([normalize_text(t) for t in texts])
-        return [self._to_ids(t, p) for t, p in zip(texts, phonemes)]
+        with warnings.catch_warnings(record=True) as dropped:  # held back: an error says it all
+            warnings.simplefilter("always")
+            phonemes = self.phonemize([normalize_text(t) for t in texts])
+            ids = [self._to_ids(t, p) for t, p in zip(texts, phonemes)]
+        for w in dropped:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return ids
 
     def encode_phonemes(self, phonemes: str) -> list[int]:
         """Ids of an IPA string already produced by :meth:`phonemize` (e.g. cached in a dataset)."""
