@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from ebtk.report.machine import cpu_model
+
 THREADS = 1
 HIDDEN, DEPTH = 128, 3
 K_STEPS, STEP_SIZE = 20, 0.01  # Langevin steps per CD/PCD update and η (x ← x − η∇E + √(2η)ξ)
@@ -288,15 +290,7 @@ def true_nll() -> float:
 
 # -- report -----------------------------------------------------------------------------------------------
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical cores (shared with other jobs), torch {torch.__version__}, "
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores (shared with other jobs), torch {torch.__version__}, "
             f"torch.set_num_threads({THREADS}), Python {platform.python_version()}")
 
 

@@ -40,20 +40,15 @@ from typing import Any
 
 import torch
 
+from ebtk.report.machine import cpu_model, load_average
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tts_speed.md"
 FRAMES_PER_PHONEME = 6.5  # untrained models: constant duration, ceil -> 7 frames
 ETA = 1.0
 
 
 def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         import onnxruntime
 
@@ -64,8 +59,6 @@ def machine() -> str:
             f"{torch.__version__}, onnxruntime {ort}, {torch.get_num_threads()} torch thread(s)")
 
 
-def load_str() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 # -- models -------------------------------------------------------------------------------------------
@@ -177,9 +170,9 @@ def pipeline_table(args: argparse.Namespace) -> tuple[list[str], str]:
                 return voc(refine(refiner, h, 1, ETA, c)[0])
 
             cases[f"end to end, text -> wav ({name} vocoder)"] = e2e
-        l0 = load_str()
+        l0 = load_average()
         med = interleaved(cases, args.repeats, args.warmup, dev)
-        l1 = load_str()
+        l1 = load_average()
         frames = int(hyp.shape[-1]) * bs
         pad = 1 - float(cond["mask"].sum()) / frames
         for k, s in med.items():
@@ -263,10 +256,10 @@ def vocoder_study(args: argparse.Namespace) -> list[str]:
                 return comp(m).squeeze(1).clamp(-1, 1)
 
         variants["torch.compile (inductor, freezing)"] = run_comp
-    l0 = load_str()
+    l0 = load_average()
     cases = {k: (lambda f=f: f(mel)) for k, f in variants.items()}
     med = interleaved(cases, args.repeats, args.warmup, "cpu")
-    l1 = load_str()
+    l1 = load_average()
     audio_s = mel.shape[-1] * HOP / SAMPLE_RATE
     ref = ref_voc(mel)[0].numpy()
     base = med["fp32 eager (reference)"]
@@ -322,12 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.batch, args.repeats, args.warmup, args.vocoder_study = 2, 1, 1, False
     t0 = time.time()
-    start_load = load_str()
+    start_load = load_average()
     table, desc = pipeline_table(args)
     study = vocoder_study(args) if args.vocoder_study and args.device == "cpu" else []
     md = ["# TTS speed (RTF = compute s / audio s; < 1 is faster than real time)", "",
           f"Machine: {machine()}; device {args.device}. Load average (1/5/15 min) at start {start_load}, at "
-          f"end {load_str()}: the machine is shared, so absolute times are inflated by other processes' "
+          f"end {load_average()}: the machine is shared, so absolute times are inflated by other processes' "
           "load; compare rows measured together (interleaved), and ratios.", "",
           f"Models: {desc}. End to end = text front-end + acoustic model + 1 refinement step (η = {ETA}) + "
           f"vocoder. Median of {args.repeats} interleaved repeats after {args.warmup} warm-up.", "",
