@@ -12,20 +12,20 @@ from torch import nn
 
 from ebtk.energy import unwrap
 from ebtk.errors import EbtkError
-from ebtk.objectives.acoustic import AcousticObjective
+from ebtk.objectives.acoustic import AcousticLossConfig, AcousticObjective
 from ebtk.registry import register
 
 
 @dataclass
-class FMLossConfig:
-    w_dur: float = 1.0
-    w_prior: float = 1.0
-    w_mel: float = 1.0  # weight of the CFM term
+class FMLossConfig(AcousticLossConfig):
+    """`acoustic`'s weights (w_mel weighs the CFM term) plus the OT path's end width."""
+
     sigma_min: float = 1e-4
 
     def validate(self) -> None:
-        if min(self.w_dur, self.w_prior, self.w_mel) < 0 or not 0 <= self.sigma_min < 1:
-            raise EbtkError("objective fm: weights must be ≥ 0 and sigma_min in [0, 1)")
+        super().validate()
+        if not 0 <= self.sigma_min < 1:
+            raise EbtkError("objective fm: sigma_min must be in [0, 1)")
 
 
 @register("objective", "fm")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,6 +42,7 @@ from ebtk.errors import EbtkError
 from ebtk.objectives.base import Batch
 from ebtk.registry import register
 from ebtk.tasks.base import Task
+from ebtk.tts.acoustic import AcousticConfig
 
 HYPOTHESES = "hypotheses.pt"
 FRONTEND = "frontend.json"
@@ -122,34 +123,24 @@ class TTSModel:
 
 
 @dataclass
-class TTSAcoustic:
-    """checkpoint: run dir of a trained acoustic model (required by refiner objectives); hyp_remedy:
-    dropout | noise | none (module docstring); hyp_noise: std for `noise`. The rest sizes the acoustic
-    model (and the FM baseline's encoder)."""
+class TTSAcoustic(AcousticConfig):
+    """The acoustic model's size (AcousticConfig: also the FM baseline's encoder), plus checkpoint: run dir
+    of a trained acoustic model (required by refiner objectives); hyp_remedy: dropout | noise | none
+    (module docstring); hyp_noise: std for `noise`."""
 
     checkpoint: str = ""
     hyp_remedy: str = "dropout"
     hyp_noise: float = 0.1
-    channels: int = 96
-    enc_layers: int = 2
-    heads: int = 2
-    dec_layers: int = 4
-    kernel: int = 5
-    dropout: float = 0.1
-    mel_loss: str = "l1"
 
     def validate(self) -> None:
         if self.hyp_remedy not in ("dropout", "noise", "none"):
             raise EbtkError(f"acoustic.hyp_remedy must be dropout, noise or none, got {self.hyp_remedy!r}")
         if self.hyp_noise < 0:
             raise EbtkError("acoustic.hyp_noise must be ≥ 0")
-        self.model_config().validate()
+        super().validate()
 
-    def model_config(self) -> Any:
-        from ebtk.tts.acoustic import AcousticConfig
-
-        return AcousticConfig(self.channels, self.enc_layers, self.heads, self.dec_layers, self.kernel,
-                              self.dropout, self.mel_loss)
+    def model_config(self) -> AcousticConfig:
+        return AcousticConfig(**{f.name: getattr(self, f.name) for f in fields(AcousticConfig)})
 
 
 @dataclass

@@ -63,26 +63,25 @@ class _RefinerBody(nn.Module):
         return torch.cat(parts, 1) * mask, mask.to(x.dtype)
 
 
-class ScoreRefiner(ScoreModel):
-    """Direct score network: s(x | cond) = std · U-Net(...) on valid frames (0 on padding)."""
+class _Refiner(nn.Module):
+    """The refiners' shared constructor: both variants are a `_RefinerBody` read out differently."""
 
     def __init__(self, channels: int = 64, mults: tuple[int, ...] = (1, 2), text_cond: bool = False,
                  mel_mean: float = 0.0, mel_std: float = 1.0):
         super().__init__()
         self.body = _RefinerBody(channels, mults, text_cond, mel_mean, mel_std)
+
+
+class ScoreRefiner(_Refiner, ScoreModel):
+    """Direct score network: s(x | cond) = std · U-Net(...) on valid frames (0 on padding)."""
 
     def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
         inp, mask = self.body.inputs(x, cond)
         return self.body.unet(inp, mask) * self.body.mel_std * mask
 
 
-class EnergyRefiner(EnergyModel):
+class EnergyRefiner(_Refiner, EnergyModel):
     """Scalar energy E = ½ Σ_t m_t ‖x_t − g_t‖² with g = Ŷ + std · U-Net(...). shape: -> (B,)."""
-
-    def __init__(self, channels: int = 64, mults: tuple[int, ...] = (1, 2), text_cond: bool = False,
-                 mel_mean: float = 0.0, mel_std: float = 1.0):
-        super().__init__()
-        self.body = _RefinerBody(channels, mults, text_cond, mel_mean, mel_std)
 
     def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
         inp, mask = self.body.inputs(x, cond)
