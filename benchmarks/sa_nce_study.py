@@ -18,6 +18,7 @@ from pathlib import Path
 
 K_VALUES: list[int | None] = [1, 2, 5, 20, 100, None]  # None = never refresh (K = ∞)
 BASELINES = ["nce", "fce", "cd", "pcd", "ssm", "dsm"]
+REF_K = 100  # SA-NCE's default interval: the wall-clock budget the cheap baselines are matched to
 DATASETS = {
     "8gaussians": ("toy2d", ["data.name=8gaussians"], ("nll", "kl", "mmd")),
     "checkerboard": ("toy2d", ["data.name=checkerboard"], ("nll", "kl", "mmd")),
@@ -59,6 +60,34 @@ def plan(root: Path, datasets: list[str], seeds: list[int], steps: dict[str, int
     return jobs
 
 
+def _median_seconds(d: Path) -> tuple[float, int] | None:
+    """(median train_seconds, steps) over a method's finished seeds."""
+    import json
+    import statistics
+
+    runs = [json.loads(p.read_text()) for p in sorted(d.glob("seed*/metrics.json"))]
+    secs = [r["train_seconds"] for r in runs if "train_seconds" in r]
+    return (statistics.median(secs), int(runs[0]["steps"])) if secs else None
+
+
+def plan_wall_matched(root: Path, datasets: list[str], seeds: list[int], ref_k: int | None):
+    """Baselines much cheaper per step than SA-NCE (no sampler: nce, fce, dsm) again, with as many steps as
+    SA-NCE (K = ref_k) spends in the same wall-clock time: the same budget in time, not only in steps."""
+    jobs = []
+    for ds in datasets:
+        task, extra, _ = DATASETS[ds]
+        ref = _median_seconds(root / ds / _kname(ref_k))
+        for b in BASELINES:
+            got = _median_seconds(root / ds / b)
+            if ref is None or got is None or got[0] > 0.75 * ref[0]:
+                continue
+            steps = int(round(got[1] * ref[0] / got[0], -2))
+            for seed in seeds:
+                jobs.append((root / ds / f"{b}-wall" / f"seed{seed}", task, b,
+                             [*extra, f"train.steps={steps}", f"train.seed={seed}"]))
+    return jobs
+
+
 def report(root: Path, datasets: list[str], ks: list[int | None], seeds: int) -> Path:
     import json
 
@@ -79,7 +108,7 @@ def report(root: Path, datasets: list[str], ks: list[int | None], seeds: int) ->
             "| method | seeds | " + " | ".join(metrics) + " | train s |",
             "|---|---|" + "---|" * (len(metrics) + 1),
         ]
-        methods = [_kname(k) for k in ks] + BASELINES
+        methods = [_kname(k) for k in ks] + BASELINES + [f"{b}-wall" for b in BASELINES]
         per_k: dict[str, list[list[float]]] = {m: [] for m in metrics}
         for m in methods:
             runs = [json.loads(p.read_text()) for p in sorted((root / ds / m).glob("seed*/metrics.json"))]
@@ -88,6 +117,8 @@ def report(root: Path, datasets: list[str], ks: list[int | None], seeds: int) ->
             cells = [_fmt([r[k] for r in runs if r.get(k) is not None]) for k in metrics]
             secs = _fmt([r["train_seconds"] for r in runs if "train_seconds" in r])
             label = m.replace("sa-nce-K", "sa-nce K=").replace("=inf", "=∞")
+            if m.endswith("-wall"):
+                label = f"{m[:-5]}, same wall time ({runs[0]['steps']} steps)"
             # a run that diverged (stopped by the trainer's guard) leaves no metrics.json: count it, don't hide it
             lines.append(f"| {label} | {len(runs)}/{seeds} | " + " | ".join(cells) + f" | {secs} |")
             if m.startswith("sa-nce"):
@@ -122,6 +153,20 @@ def report(root: Path, datasets: list[str], ks: list[int | None], seeds: int) ->
     return md
 
 
+def run_all(jobs: list, workers: int) -> None:
+    jobs = [j for j in jobs if not (j[0] / "metrics.json").exists()]
+    t0 = time.time()
+    print(f"{len(jobs)} runs on {workers} workers")
+    with ProcessPoolExecutor(workers) as pool:
+        futs = {pool.submit(_job, str(d), t, o, ov, 1): d for d, t, o, ov in jobs}
+        for i, f in enumerate(as_completed(futs), 1):
+            try:
+                f.result()
+                print(f"[{i}/{len(jobs)}] {futs[f]} done ({time.time() - t0:.0f}s)", flush=True)
+            except Exception as e:  # noqa: BLE001 - a diverged run is a result too; keep going
+                print(f"[{i}/{len(jobs)}] {futs[f]} FAILED: {e}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/sa_nce_study")
@@ -142,17 +187,9 @@ def main() -> None:
     if a.quick:
         ks, seeds, steps = [1, 20, None], [0], {"toy2d": a.toy_steps or 200, "digits": a.digits_steps or 100}
     if not a.report_only:
-        jobs = [j for j in plan(root, datasets, seeds, steps, ks) if not (j[0] / "metrics.json").exists()]
-        t0 = time.time()
-        print(f"{len(jobs)} runs on {a.workers} workers")
-        with ProcessPoolExecutor(a.workers) as pool:
-            futs = {pool.submit(_job, str(d), t, o, ov, 1): d for d, t, o, ov in jobs}
-            for i, f in enumerate(as_completed(futs), 1):
-                try:
-                    f.result()
-                    print(f"[{i}/{len(jobs)}] {futs[f]} done ({time.time() - t0:.0f}s)", flush=True)
-                except Exception as e:  # noqa: BLE001 - a diverged run is a result too; keep going
-                    print(f"[{i}/{len(jobs)}] {futs[f]} FAILED: {e}", flush=True)
+        run_all(plan(root, datasets, seeds, steps, ks), a.workers)
+        if not a.quick:
+            run_all(plan_wall_matched(root, datasets, seeds, REF_K), a.workers)
     print(report(root, datasets, ks, len(seeds)))
 
 

@@ -38,3 +38,20 @@ def test_study_runs_k_and_baselines_and_tabulates_mean_and_std(tmp_path, monkeyp
     assert any(line.startswith("| sa-nce K=∞ | 2/2 |") for line in md.splitlines())
     assert any(line.startswith("| nce | 2/2 |") for line in md.splitlines())
     assert (tmp_path / "ksweep.png").stat().st_size > 1000
+
+
+def test_cheap_baselines_get_the_same_wall_clock_budget(tmp_path):
+    study = _load_study()
+
+    def put(method: str, seconds: list[float], steps: int = 2000) -> None:
+        for s, sec in enumerate(seconds):
+            d = tmp_path / "8gaussians" / method / f"seed{s}"
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({"train_seconds": sec, "steps": steps, "nll": 3.0}))
+
+    put("sa-nce-K100", [50.0, 60.0, 55.0])
+    put("nce", [12.0, 11.0, 13.0])  # 4.6× cheaper per step → 2000 · 55/12 ≈ 9200 steps
+    put("cd", [54.0, 50.0, 52.0])  # as costly as SA-NCE: no extra run
+    jobs = study.plan_wall_matched(tmp_path, ["8gaussians"], [0, 1, 2], 100)
+    assert {j[0].parent.name for j in jobs} == {"nce-wall"} and len(jobs) == 3
+    assert all("train.steps=9200" in j[3] for j in jobs)
