@@ -170,6 +170,7 @@ def test_refiner_run_evaluates_and_synthesizes(acoustic_run, tmp_path) -> None:
                                                           ("refined", 1)}
     assert "| refined | 1 | 1.00 |" in (out / "eval_table.md").read_text()
     assert (out / "mels.png").is_file() and list((out / "wavs").glob("*_refined_k1_eta1.wav"))
+    _check_study_table(out, table)
 
     import soundfile as sf
 
@@ -242,3 +243,22 @@ def test_tts_bad_input_one_line_error_and_run_dir_untouched(run_cli, acoustic_ru
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], err
     assert _tree(run) == before
     assert not (tmp_path / "x.wav").exists() and not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def _check_study_table(run, rows) -> None:  # noqa: ANN001
+    """benchmarks/tts_study.py merges a run's eval table: hypothesis first, ΔMCD relative to it."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tts_study.py"
+    spec = importlib.util.spec_from_file_location("bench_tts_study", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    md = mod.table(run.parent, [run.name]).splitlines()
+    hyp = next(r for r in rows if r["system"] == "hypothesis")
+    ref = next(r for r in rows if r["system"] == "refined")
+    assert md[2].startswith("| vocoded reference |") and md[3].startswith("| hypothesis | acoustic | 0 |")
+    assert md[4].startswith(f"| refined | {run.name} (") and f"| {ref['mcd']:.2f} |" in md[4]
+    assert f"| {100 * (ref['mcd'] - hyp['mcd']) / hyp['mcd']:+.1f} % |" in md[4]
