@@ -95,15 +95,38 @@ def report(root: Path, datasets: list[str], ks: list[int | None], seeds: int) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import yaml
 
     from ebtk.report.compare import _fmt
+    from ebtk.report.machine import cpu_model
 
-    lines = ["# SA-NCE study: refresh interval K vs baselines", ""]
+    lines = [
+        "# SA-NCE study: refresh interval K vs baselines",
+        "",
+        f"Each row: mean ± std over seeds of `ebtk train` runs with the task's default config and the same step "
+        f"budget (sampler, net and data identical across methods); `… same wall time` rows give the cheap "
+        f"baselines as many steps as SA-NCE K={REF_K} spends in its wall time. `seeds` counts finished runs (a run "
+        f"stopped by the divergence guard has no metrics). Lower is better everywhere. train s: one CPU thread "
+        f"per run on {cpu_model()}, two runs in parallel.",
+        "",
+    ]
     fig_rows = []
     for ds in datasets:
         _, _, metrics = DATASETS[ds]
+        cfg_path = next(iter(sorted((root / ds / _kname(ks[0])).glob("seed*/config.yaml"))), None)
+        setup = ""
+        if cfg_path is not None:
+            c = yaml.safe_load(cfg_path.read_text())
+            tr = c["train"]
+            o = c["objective"]
+            setup = (f"SA-NCE runs (baselines: their own objective defaults on the same task): {tr['steps']} steps, "
+                     f"batch {tr['batch_size']}, lr {tr['lr']}, c {o['c']}, α {o['alpha']}, ν {o['nu']}; "
+                     f"sampler {c['sampler']['steps']} Langevin steps of size {c['sampler']['step_size']}"
+                     f"{' (persistent chains)' if c['sampler'].get('persistent') else ''}.")
         lines += [
             f"## {ds}",
+            "",
+            setup,
             "",
             "| method | seeds | " + " | ".join(metrics) + " | train s |",
             "|---|---|" + "---|" * (len(metrics) + 1),
