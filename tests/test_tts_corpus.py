@@ -254,8 +254,15 @@ def test_text_frontend_unknown_symbols():
     with pytest.warns(UserWarning, match="dropped unknown"):
         ids = small.encode("hello there")
     assert ids and max(ids) < 7
-    with pytest.raises(EbtkError, match="no known symbols"), pytest.warns(UserWarning):
-        small.encode("Zzz?")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning next to the error: the error line says it all
+        with pytest.raises(EbtkError, match="no known symbols"):
+            small.encode("Zzz?")
+        with pytest.raises(EbtkError, match="no known symbols"):
+            TextFrontend().encode("☃ ♪ 日本語")  # espeak would read these out as "snowman", "Chinese letter"
+        assert TextFrontend().encode("Café naïve") == TextFrontend().encode("Cafe naive")  # accents folded
+    with pytest.warns(UserWarning, match="dropped unknown symbols \\['☃'\\]"):
+        assert TextFrontend().encode("hello ☃ there") == TextFrontend().encode("hello there")
     with pytest.raises(EbtkError, match="no known symbols"):
         TextFrontend().encode("   ")
     with pytest.raises(EbtkError, match="pad"):
