@@ -164,7 +164,7 @@ def test_delta_with_an_energy_model():
         model.proj.weight.copy_(torch.eye(4).unsqueeze(-1))
         model.proj.bias.zero_()
     out = make(Delta)(model, batch)
-    assert float(out.loss) < 1e-10
+    assert float(out.loss.detach()) < 1e-10
     torch.testing.assert_close(descent(model, batch.hyp, 1, 1.0, cond=batch.cond), batch.x)
     with torch.no_grad():
         model.proj.bias.fill_(0.1)
@@ -178,7 +178,7 @@ def test_delta_masks_padded_frames_and_perturbs_hypotheses():
     batch = _refiner_batch()
     batch.x[2, :, 5:] = 100.0  # garbage in padding must not count
     batch.cond = batch.x
-    assert float(make(Delta)(OracleScore(), batch).loss) < 1e-10
+    assert float(make(Delta)(OracleScore(), batch).loss.detach()) < 1e-10
     noisy = make(Delta, hyp_noise=0.2)
     torch.manual_seed(0)
     # the oracle's score at a perturbed Ŷ' is ref − Ŷ', exactly the target for Ŷ': still zero
