@@ -190,3 +190,15 @@ def test_persistent_sa_nce_fits_a_gaussian():
     torch.testing.assert_close(model.mu.detach(), task.mean, atol=0.1, rtol=0)
     torch.testing.assert_close(torch.linalg.inv(model.P.detach()), task.cov, atol=0.15, rtol=0.1)
     assert int(obj.refreshes) == 20
+
+
+def test_k1_estimated_c_short_run_langevin_recovers_a_gaussian():
+    """K = 1 with c estimated (≈ ML) and short-run chains from N(0, I), long enough to mix on this Gaussian:
+    the fitted mean and covariance reach the data's."""
+    torch.manual_seed(1)
+    task = make_task(sampler={"steps": 60, "step_size": 0.05, "persistent": False})
+    obj, model = make(task, interval=1, c="estimated"), GaussianEnergy(2)
+    _train(obj, model, task, 300, batch_size=256)
+    assert int(obj.refreshes) == 300
+    torch.testing.assert_close(model.mu.detach(), task.mean, atol=0.1, rtol=0)
+    torch.testing.assert_close(torch.linalg.inv(model.P.detach()), task.cov, atol=0.15, rtol=0.1)
