@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import yaml
 from torch import nn
 
 from ebtk.errors import EbtkError
@@ -378,14 +377,8 @@ class TTS(Task):
                     f"objective {self.objective_name!r} trains a refiner on an acoustic model's hypotheses: set "
                     "acoustic.checkpoint=RUN_DIR; hint: train one with `ebtk train tts --objective acoustic`"
                 )
+            self._check_acoustic_run(ck)
             path = Path(ck) / HYPOTHESES
-            run_cfg = Path(ck) / "config.yaml"
-            if run_cfg.is_file():
-                other = yaml.safe_load(run_cfg.read_text()) or {}
-                kind = (other.get("task"), (other.get("objective") or {}).get("name"))
-                if kind != ("tts", "acoustic"):
-                    raise EbtkError(f"acoustic.checkpoint={ck} is a {kind[0]!r} / {kind[1]!r} run, not a "
-                                    "`tts --objective acoustic` run")
             if not path.is_file():
                 raise EbtkError(f"acoustic.checkpoint={ck} has no {HYPOTHESES}; hint: it must be a finished "
                                 "`tts --objective acoustic` run (`ebtk evaluate` on it writes the file)")
@@ -478,12 +471,23 @@ class TTS(Task):
         return build_refiner(m.kind, channels=m.channels, mults=tuple(m.mults), text_cond=m.text_cond,
                              mel_mean=mean, mel_std=std)
 
+    @staticmethod
+    def _check_acoustic_run(ck: str) -> None:
+        """`acoustic.checkpoint` must name a `tts --objective acoustic` run, not just any run dir."""
+        from ebtk.train.trainer import run_kind
+
+        kind = run_kind(ck)
+        if kind is not None and kind != ("tts", "acoustic"):
+            raise EbtkError(f"acoustic.checkpoint={ck} is a {kind[0]!r} / {kind[1]!r} run, not a "
+                            "`tts --objective acoustic` run")
+
     def load_acoustic(self, device: str | torch.device = "cpu") -> nn.Module:
         """The acoustic model of `acoustic.checkpoint` (for synthesis from text)."""
         from ebtk.train.trainer import load_run
 
         if not self.ac_cfg.checkpoint:
             raise EbtkError("acoustic.checkpoint is not set; hint: point it at a `tts --objective acoustic` run")
+        self._check_acoustic_run(self.ac_cfg.checkpoint)
         _, _, model, _, _ = load_run(self.ac_cfg.checkpoint, str(device))
         return model
 

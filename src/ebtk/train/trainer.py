@@ -369,16 +369,22 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
-def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to train into a run dir that holds a different task/objective (nothing is touched)."""
+def run_kind(run_dir: str | Path) -> tuple[Any, Any] | None:
+    """(task, objective name) of the run in `run_dir` by its config.yaml; None when it has none."""
     cfg_path = Path(run_dir) / "config.yaml"
     if not cfg_path.exists():
-        return
+        return None
     old = load_yaml(cfg_path)
-    old_obj = (old.get("objective") or {}).get("name") if isinstance(old.get("objective"), dict) else None
-    if old.get("task") != config["task"] or old_obj != config["objective"]["name"]:
+    obj = old.get("objective")
+    return old.get("task"), obj.get("name") if isinstance(obj, dict) else None
+
+
+def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse to train into a run dir that holds a different task/objective (nothing is touched)."""
+    kind = run_kind(run_dir)
+    if kind is not None and kind != (config["task"], config["objective"]["name"]):
         raise EbtkError(
-            f"{run_dir} holds a run of task {old.get('task')!r} / objective {old_obj!r}; "
+            f"{run_dir} holds a run of task {kind[0]!r} / objective {kind[1]!r}; "
             "choose another --out to start a new run"
         )
 
