@@ -48,3 +48,32 @@ def test_foreign_pickle_is_refused(tmp_path: Path):
     torch.save([1, 2, 3], p)
     with pytest.raises(EbtkError, match="not an ebtk checkpoint"):
         load_checkpoint(p)
+
+
+def test_rerun_after_last_checkpoint_writes_missing_metrics_and_keeps_timing(tmp_path: Path):
+    """A run stopped after its final checkpoint but before metrics.json: re-running evaluates and writes it;
+    re-running a finished run keeps the train_seconds of the attempt that trained."""
+    import json
+
+    from ebtk.train.trainer import train
+
+    run = tmp_path / "run"
+    over = [
+        "train.steps=4",
+        "train.batch_size=16",
+        "data.n_test=256",
+        "eval.grid=40",
+        "eval.n_samples=64",
+        "eval.sample_steps=5",
+        "train.device=cpu",
+    ]
+    first = train("toy2d", "dsm", run, overrides=over, progress=False)
+    assert first["steps"] == 4 and first["train_seconds"] > 0
+    (run / "metrics.json").unlink()
+    again = train("toy2d", "dsm", run, overrides=over, progress=False)
+    written = json.loads((run / "metrics.json").read_text())
+    assert written["steps"] == 4 and "train_seconds" not in written  # timing of the lost attempt is unknown
+    assert again["nll"] == pytest.approx(first["nll"])  # same checkpoint, same seeded evaluation
+    (run / "metrics.json").write_text(json.dumps(first))
+    train("toy2d", "dsm", run, overrides=over, progress=False)
+    assert json.loads((run / "metrics.json").read_text())["train_seconds"] == first["train_seconds"]

@@ -281,9 +281,12 @@ class Trainer:
                 bar.close()
         train_seconds = time.perf_counter() - t0
         metrics = self._evaluate(writer, final=True)
-        if self.dist.main and self.step > start_step:
-            metrics["train_seconds"] = round(train_seconds, 3)
-            metrics["steps_per_second"] = round((self.step - start_step) / max(train_seconds, 1e-9), 3)
+        if self.dist.main:  # also when resuming a run stopped after its last checkpoint but before its metrics
+            if self.step > start_step:
+                metrics["train_seconds"] = round(train_seconds, 3)
+                metrics["steps_per_second"] = round((self.step - start_step) / max(train_seconds, 1e-9), 3)
+            else:  # nothing trained now: keep the timing an earlier, finished attempt recorded
+                metrics.update(_timing(self.run_dir / "metrics.json", self.step))
             write_metrics(self.run_dir, metrics)
         if writer is not None:
             writer.close()
@@ -363,6 +366,16 @@ def _clean(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _timing(path: Path, step: int) -> dict[str, Any]:
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("steps") != step:
+        return {}
+    return {k: old[k] for k in ("train_seconds", "steps_per_second") if k in old}
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
