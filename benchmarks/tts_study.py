@@ -47,8 +47,14 @@ def _train(run: Path, objective: str, config: str, overrides: list[str], steps: 
         return 0.0
     t0 = time.perf_counter()
     print(f"== {run.name}: {objective}, {steps} steps", flush=True)
-    train("tts", objective, run, config_file=config,
-          overrides=[*overrides, f"train.steps={steps}", f"train.device={device}"], progress=True)
+    train(
+        "tts",
+        objective,
+        run,
+        config_file=config,
+        overrides=[*overrides, f"train.steps={steps}", f"train.device={device}"],
+        progress=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -69,8 +75,11 @@ def table(out: Path, runs: list[str]) -> str:
         m = json.loads((out / name / "metrics.json").read_text())
         if not header_done:
             base = [r for r in rows if r["system"] in ("vocoded reference", "hypothesis")]
-            lines += ["| system | trained by | steps | step size | mel MSE | MCD (dB) | ΔMCD vs hyp | log-F0 RMSE "
-                      "| V/UV | DNSMOS | RTF |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            lines += [
+                "| system | trained by | steps | step size | mel MSE | MCD (dB) | ΔMCD vs hyp | log-F0 RMSE "
+                "| V/UV | DNSMOS | mel RTF |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
+            ]
             for r in base:
                 if r["system"] == "hypothesis":
                     hyp_mcd = r["mcd"]
@@ -79,7 +88,11 @@ def table(out: Path, runs: list[str]) -> str:
         for r in rows:
             if r["system"] in ("vocoded reference", "hypothesis"):
                 continue
-            lines.append(_row(r, f"{name} ({m.get('train_seconds', 0) / 60:.0f} min)", hyp_mcd))
+            sps = m.get("steps_per_second")  # of the last attempt: a resumed run's minutes would undercount
+            cost = f", {1 / sps:.2f} s/step" if sps else ""
+            if r["system"] == "refined" and r.get("rtf") is not None:  # mel stage only, as FM's rows
+                r = {**r, "rtf": m.get("rtf_refine")}
+            lines.append(_row(r, f"{name} ({m['steps']} steps{cost})", hyp_mcd))
     return "\n".join(lines)
 
 
@@ -89,8 +102,10 @@ def _row(r: dict[str, Any], by: str, hyp_mcd: float | None) -> str:
         rel = f"{100 * (r['mcd'] - hyp_mcd) / hyp_mcd:+.1f} %"
     steps = "–" if r["steps"] is None else str(r["steps"])
     eta = "–" if r["step_size"] is None else f"{r['step_size']:g}"
-    return (f"| {r['system']} | {by} | {steps} | {eta} | {_fmt(r['mel_mse'], 3)} | {_fmt(r['mcd'])} | {rel} | "
-            f"{_fmt(r['logf0_rmse'], 3)} | {_fmt(r['vuv'], 3)} | {_fmt(r['dnsmos'])} | {_fmt(r['rtf'], 3)} |")
+    return (
+        f"| {r['system']} | {by} | {steps} | {eta} | {_fmt(r['mel_mse'], 3)} | {_fmt(r['mcd'])} | {rel} | "
+        f"{_fmt(r['logf0_rmse'], 3)} | {_fmt(r['vuv'], 3)} | {_fmt(r['dnsmos'])} | {_fmt(r['rtf'], 3)} |"
+    )
 
 
 def main() -> None:
@@ -105,36 +120,50 @@ def main() -> None:
     ap.add_argument("--no-fm", action="store_true")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for every run, e.g. eval.n_test=12")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: tabulate the finished runs under --out (their steps may differ)",
+    )
     a = ap.parse_args()
     out = Path(a.out)
     ac = out / "acoustic"
-    spent = {"acoustic": _train(ac, "acoustic", a.config, a.set, a.acoustic_steps, a.device)}
-    names = [n for n in a.refiners.split(",") if n]
-    for name in names:
-        obj, extra = REFINERS[name]
-        spent[name] = _train(out / name, obj, a.config, [*extra, f"acoustic.checkpoint={ac}", *a.set],
-                             a.refiner_steps, a.device)
-    if not a.no_fm:
-        spent["fm"] = _train(out / "fm", "fm", a.config, a.set, a.fm_steps, a.device)
-        names.append("fm")
+    names = [n for n in a.refiners.split(",") if n] + ([] if a.no_fm else ["fm"])
+    if a.report_only:
+        names = [n for n in names if (out / n / "metrics.json").is_file()]
+    else:
+        _train(ac, "acoustic", a.config, a.set, a.acoustic_steps, a.device)
+        for name in names:
+            if name == "fm":
+                _train(out / "fm", "fm", a.config, a.set, a.fm_steps, a.device)
+                continue
+            obj, extra = REFINERS[name]
+            ref_over = [*extra, f"acoustic.checkpoint={ac}", *a.set]
+            _train(out / name, obj, a.config, ref_over, a.refiner_steps, a.device)
     am = json.loads((ac / "metrics.json").read_text())
-    remedy = ("Training-hypothesis remedy (acoustic run, mel MSE against the reference): train clean "
-              f"{_fmt(am.get('mel_mse_train'), 3)}, train with dropout on {_fmt(am.get('mel_mse_train_dropout'), 3)}, "
-              f"val {_fmt(am.get('mel_mse_val'), 3)}, test {_fmt(am.get('mel_mse_test'), 3)}.")
+    remedy = (
+        "Training-hypothesis remedy (acoustic run, mel MSE against the reference): train clean "
+        f"{_fmt(am.get('mel_mse_train'), 3)}, train with dropout on {_fmt(am.get('mel_mse_train_dropout'), 3)}, "
+        f"val {_fmt(am.get('mel_mse_val'), 3)}, test {_fmt(am.get('mel_mse_test'), 3)}."
+    )
     cfg = yaml.safe_load((ac / "config.yaml").read_text())
-    md = "\n".join([
-        "# Energy-based TTS: hypothesis vs refiners vs flow matching",
-        "",
-        f"Corpus: {cfg['data'].get('path') or 'built-in flite'} ({cfg['data']['n_utts']} utterances, "
-        f"{cfg['data']['n_test']} test); evaluated on {cfg['eval']['n_test']} test utterances with ground-truth "
-        f"durations. Steps: acoustic {a.acoustic_steps}, refiners {a.refiner_steps}, fm {a.fm_steps}; "
-        f"overrides {' '.join(a.set) or 'none'}. RTF is per refinement / FM step count on the run's device.",
-        "",
-        table(out, names),
-        "",
-        remedy,
-        "",
-    ])
+    md = "\n".join(
+        [
+            "# Energy-based TTS: hypothesis vs refiners vs flow matching",
+            "",
+            f"Corpus: {cfg['data'].get('path') or 'built-in flite'} ({cfg['data']['n_utts']} utterances, "
+            f"{cfg['data']['n_test']} test); evaluated on {cfg['eval']['n_test']} test utterances with ground-truth "
+            f"durations. Acoustic model: {am['steps']} steps; each row's training steps and seconds per step are "
+            f"in 'trained by'. Overrides {' '.join(a.set) or 'see each run dir'}. mel RTF (compute seconds per "
+            f"audio second, vocoder excluded, on the run's device) is timed at a refiner's default steps × step "
+            f"size (without the acoustic model's hypothesis) and at every FM step count (encoder included).",
+            "",
+            table(out, names),
+            "",
+            remedy,
+            "",
+        ]
+    )
     (out / "tts_study.md").write_text(md)
     print(md)
     if a.results:

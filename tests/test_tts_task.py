@@ -262,3 +262,6 @@ def _check_study_table(run, rows) -> None:  # noqa: ANN001
     assert md[2].startswith("| vocoded reference |") and md[3].startswith("| hypothesis | acoustic | 0 |")
     assert md[4].startswith(f"| refined | {run.name} (") and f"| {ref['mcd']:.2f} |" in md[4]
     assert f"| {100 * (ref['mcd'] - hyp['mcd']) / hyp['mcd']:+.1f} % |" in md[4]
+    m = json.loads((run / "metrics.json").read_text())
+    assert f"| refined | {run.name} ({m['steps']} steps, " in md[4]
+    assert md[4].endswith(f"| {m['rtf_refine']:.3f} |")  # mel-stage RTF (vocoder excluded), as FM's rows
