@@ -170,9 +170,26 @@ def main() -> None:
         res = Path(a.results)
         (res / "wavs").mkdir(parents=True, exist_ok=True)
         (res / "paper.md").write_text(md)
-        for name in ("delta", "fm"):
-            for w in sorted((out / name / "wavs").glob("*.wav"))[:6]:
-                shutil.copy(w, res / "wavs" / f"{name}-{w.name}")
+        _copy_wavs(out, names, res / "wavs")
+
+
+def _copy_wavs(out: Path, names: list[str], dest: Path) -> None:
+    """One test utterance through every system (recording, copy synthesis, hypothesis, each refiner's one
+    default step, FM at its most steps): small enough to commit, enough to listen side by side."""
+    first = sorted((out / names[0] / "wavs").glob("*_reference.wav"))
+    if not first:
+        return
+    uid = first[0].name.split("_")[0]
+    picks = [(names[0], f"{uid}_{k}.wav") for k in ("reference", "vocoded_reference", "hypothesis_k0")]
+    for name in names:
+        found = sorted((out / name / "wavs").glob(f"{uid}_refined_k1_eta1.wav"))
+        found += sorted((out / name / "wavs").glob(f"{uid}_flow_matching_k*.wav"), key=lambda p: len(p.name))[-1:]
+        picks += [(name, f.name) for f in found]
+    for name, fname in picks:
+        src = out / name / "wavs" / fname
+        if src.is_file():
+            prefix = "" if "_refined_" not in fname and "_flow_" not in fname else f"{name}-"
+            shutil.copy(src, dest / f"{prefix}{fname}")
 
 
 if __name__ == "__main__":
