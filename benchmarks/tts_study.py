@@ -154,9 +154,10 @@ def main() -> None:
             f"Corpus: {cfg['data'].get('path') or 'built-in flite'} ({cfg['data']['n_utts']} utterances, "
             f"{cfg['data']['n_test']} test); evaluated on {cfg['eval']['n_test']} test utterances with ground-truth "
             f"durations. Acoustic model: {am['steps']} steps; each row's training steps and seconds per step are "
-            f"in 'trained by'. Overrides {' '.join(a.set) or 'see each run dir'}. mel RTF (compute seconds per "
-            f"audio second, vocoder excluded, on the run's device) is timed at a refiner's default steps × step "
-            f"size (without the acoustic model's hypothesis) and at every FM step count (encoder included).",
+            f"in 'trained by'. Overrides {' '.join(a.set) or 'per run (see its config.yaml)'}. mel RTF "
+            f"(compute seconds per audio second, vocoder excluded, on the run's device) is timed at a refiner's "
+            f"default steps × step size (without the acoustic model's hypothesis) and at every FM step count "
+            f"(encoder included).",
             "",
             table(out, names),
             "",
