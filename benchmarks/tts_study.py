@@ -5,6 +5,7 @@ Stages (each an ordinary ebtk run dir under --out; re-running resumes unfinished
   delta, ssm               direct score refiners (model.kind=score)
   nce, sa-nce              scalar-energy refiners (model.kind=energy; their objectives need an energy)
   delta-noremedy           delta on clean (over-fitted) training hypotheses: measures acoustic.hyp_remedy
+  delta-text               delta also conditioned on the upsampled text encoding (model.text_cond=true)
   fm                       conditional flow-matching decoder (OT-CFM, Euler steps) on the same encoder/data
 
 Then every run's eval_table.json is merged into one markdown table (same test utterances for all) and a
@@ -32,6 +33,7 @@ REFINERS: dict[str, tuple[str, list[str]]] = {  # run name -> (objective, extra 
     "nce": ("nce", ["model.kind=energy"]),
     "sa-nce": ("sa-nce", ["model.kind=energy"]),
     "delta-noremedy": ("delta", ["model.kind=score", "acoustic.hyp_remedy=none"]),
+    "delta-text": ("delta", ["model.kind=score", "model.text_cond=true"]),
 }
 
 
