@@ -6,7 +6,8 @@ Stages (each an ordinary ebtk run dir under --out; re-running resumes unfinished
   nce, sa-nce              scalar-energy refiners (model.kind=energy; their objectives need an energy)
   delta-noremedy           delta on clean (over-fitted) training hypotheses: measures acoustic.hyp_remedy
   delta-text               delta also conditioned on the upsampled text encoding (model.text_cond=true)
-  fm                       conditional flow-matching decoder (OT-CFM, Euler steps) on the same encoder/data
+  fm                       conditional flow-matching decoder (OT-CFM, Euler steps) on the same data and the
+                           acoustic run's encoder, frozen (--fm-scratch: encoder trained jointly from scratch)
 
 Then every run's eval_table.json is merged into one markdown table (same test utterances for all) and a
 few wavs are copied next to it.
@@ -120,6 +121,8 @@ def main() -> None:
     ap.add_argument("--fm-steps", type=int, default=100000)
     ap.add_argument("--refiners", default=",".join(REFINERS))
     ap.add_argument("--no-fm", action="store_true")
+    ap.add_argument("--fm-scratch", action="store_true",
+                    help="train FM's encoder jointly from scratch instead of on the acoustic run's frozen encoder")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for every run, e.g. eval.n_test=12")
     ap.add_argument(
@@ -137,7 +140,8 @@ def main() -> None:
         _train(ac, "acoustic", a.config, a.set, a.acoustic_steps, a.device)
         for name in names:
             if name == "fm":
-                _train(out / "fm", "fm", a.config, a.set, a.fm_steps, a.device)
+                enc = [] if a.fm_scratch else [f"acoustic.checkpoint={ac}", "acoustic.freeze=true"]
+                _train(out / "fm", "fm", a.config, [*enc, *a.set], a.fm_steps, a.device)
                 continue
             obj, extra = REFINERS[name]
             ref_over = [*extra, f"acoustic.checkpoint={ac}", *a.set]

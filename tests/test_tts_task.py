@@ -196,6 +196,43 @@ def test_flow_matching_run(corpus, tmp_path) -> None:
     assert [r["steps"] for r in rows if r["system"] == "flow matching"] == [2]
 
 
+def test_flow_matching_starts_from_the_acoustic_encoder_and_can_freeze_it(acoustic_run, corpus, tmp_path) -> None:
+    from ebtk.tasks.base import build_task
+    from ebtk.train.checkpoint import load_checkpoint
+    from ebtk.train.trainer import load_run, resolve_config, train
+
+    ac = load_checkpoint(acoustic_run[0] / "checkpoint.pt")["model"]
+    shared = [k for k in ac if not k.startswith("decoder.")]
+    assert shared and any(k.startswith("encoder.") for k in shared)
+    over = [*TINY, "train.steps=3", f"data.path={corpus}", f"acoustic.checkpoint={acoustic_run[0]}"]
+    fresh = build_task(resolve_config("tts", "fm", overrides=over)).build_model("fm").state_dict()
+    assert all(torch.equal(fresh[k], ac[k]) for k in shared)  # warm start: every non-decoder weight
+
+    out = tmp_path / "fm-frozen"
+    train("tts", "fm", out, overrides=[*over, "acoustic.freeze=true"], progress=False)
+    _, _, model, _, step = load_run(out)
+    trained = model.state_dict()
+    assert step == 3 and all(torch.equal(trained[k], ac[k]) for k in shared)  # frozen: untouched
+    task = build_task(resolve_config("tts", "fm", overrides=[*over, "acoustic.freeze=true"]))
+    frozen = task.build_model("fm").eval()
+    b = task.train_batch(torch.Generator().manual_seed(0), 2)  # decoder crops of (reference, μ_y)
+    assert b.x.shape == b.cond["text"].shape == (2, 80, 32) and "phonemes" not in b.cond
+    uid = task.splits()["test"][0]
+    h = task.hypotheses()
+    mu_y = frozen.hypothesis(*[t[None] for t in (task.phonemes([uid])[0], torch.tensor(len(h["durations"][uid])),
+                                                  h["durations"][uid])])[1][0]
+    assert torch.allclose(mu_y, h["text"][uid].float(), atol=2e-2)  # the frozen encoder's own μ_y (fp16 store)
+    trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("decoder.") for n in trainable)  # the decoder alone is optimised
+    assert trainable == {n for n, _ in frozen.named_parameters() if n.startswith("decoder.")}
+
+    with pytest.raises(EbtkError, match="needs acoustic.checkpoint"):
+        build_task(resolve_config("tts", "fm", overrides=[*TINY, f"data.path={corpus}", "acoustic.freeze=true"]
+                                  )).build_model("fm")
+    with pytest.raises(EbtkError, match="does not fit"):
+        build_task(resolve_config("tts", "fm", overrides=[*over, "acoustic.channels=48"])).build_model("fm")
+
+
 def test_builtin_corpus_is_made_on_first_use(tmp_path, monkeypatch) -> None:
     from ebtk.tasks.base import build_task
     from ebtk.train.trainer import resolve_config

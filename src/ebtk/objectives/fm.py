@@ -2,6 +2,8 @@
 
 loss = w_dur · duration MSE + w_prior · MAS prior loss + w_fm · CFM vector-field MSE, on the same batches
 as `acoustic`. `sigma_min` is the OT path's end width; `n_steps` / `temperature` are the sampler defaults.
+With acoustic.checkpoint + acoustic.freeze=true the encoder is the acoustic run's, fixed, and the loss is
+w_fm · the CFM term on decoder crops (`TTSTask.decoder_only`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from torch import nn
 from ebtk.energy import unwrap
 from ebtk.errors import EbtkError
 from ebtk.objectives.acoustic import AcousticLossConfig, AcousticObjective
+from ebtk.objectives.base import Batch, LossOutput
 from ebtk.registry import register
 
 
@@ -42,3 +45,15 @@ class FMObjective(AcousticObjective):
 
     def setup(self, model: nn.Module) -> None:
         unwrap(model).sigma_min = float(self.cfg.sigma_min)
+
+    def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """Whole utterances (phonemes in cond): the joint loss. Decoder crops (cond["text"] = μ_y, the frozen
+        encoder's aligned prior means, from the `tts` task with acoustic.freeze=true): the CFM term alone."""
+        cond = batch.cond
+        if not (isinstance(cond, dict) and "text" in cond and "phonemes" not in cond):
+            return super().forward(model, batch)
+        m = unwrap(model)
+        mask = batch.mask if batch.mask is not None else batch.x.new_ones(batch.x.shape[0], 1, batch.x.shape[-1])
+        parts = m.decoder_loss(None, m.norm(cond["text"]) * mask, m.norm(batch.x) * mask, mask)
+        loss = self.cfg.w_mel * parts[self.loss_key]
+        return LossOutput(loss, {f"loss_{k}": v.detach() for k, v in parts.items()})

@@ -124,12 +124,15 @@ class TTSModel:
 @dataclass
 class TTSAcoustic(AcousticConfig):
     """The acoustic model's size (AcousticConfig: also the FM baseline's encoder), plus checkpoint: run dir
-    of a trained acoustic model (required by refiner objectives); hyp_remedy: dropout | noise | none
-    (module docstring); hyp_noise: std for `noise`."""
+    of a trained acoustic model (required by refiner objectives; for `fm` optional: the FM baseline then
+    starts from that run's encoder, prior and duration predictor, so that it is compared on the *same*
+    encoder, and `freeze=true` keeps them fixed and trains the decoder alone); hyp_remedy: dropout | noise |
+    none (module docstring); hyp_noise: std for `noise`."""
 
     checkpoint: str = ""
     hyp_remedy: str = "dropout"
     hyp_noise: float = 0.1
+    freeze: bool = False
 
     def validate(self) -> None:
         if self.hyp_remedy not in ("dropout", "noise", "none"):
@@ -222,6 +225,13 @@ class TTS(Task):
     @property
     def is_refiner(self) -> bool:
         return self.objective_name not in MODEL_OBJECTIVES
+
+    @property
+    def decoder_only(self) -> bool:
+        """`fm` on a frozen acoustic encoder (acoustic.freeze): only its decoder learns, so it trains on
+        `data.crop`-frame crops of (reference, the acoustic run's aligned prior means μ_y), as Matcha-TTS
+        trains its decoder on random segments, instead of re-encoding and re-aligning whole utterances."""
+        return self.objective_name == "fm" and self.ac_cfg.freeze
 
     # -- corpus -------------------------------------------------------------------------------------
     def corpus_path(self) -> Path:
@@ -332,19 +342,19 @@ class TTS(Task):
     def train_batch(self, gen: torch.Generator, n: int) -> Batch:
         ids = self.train_ids()
         pick = [ids[int(k)] for k in torch.randint(len(ids), (n,), generator=gen)]
-        if not self.is_refiner:
+        if not (self.is_refiner or self.decoder_only):
             return self.model_batch(pick)
         return self.refiner_batch(pick, gen)
 
     def refiner_batch(self, ids: list[str], gen: torch.Generator) -> Batch:
-        """Random `data.crop`-frame crops of (reference, hypothesis[, text]) from the training split."""
+        """Random `data.crop`-frame crops of (reference, hypothesis[, text = μ_y]) from the training split."""
         h = self.hypotheses()
         crop = self.data_cfg.crop
         train_key = "hyp_dropout" if self.ac_cfg.hyp_remedy == "dropout" else "hyp"
         n = len(ids)
         x = torch.zeros(n, 80, crop)
         hyp = torch.zeros(n, 80, crop)
-        text = torch.zeros(n, 80, crop) if self.model_cfg.text_cond else None
+        text = torch.zeros(n, 80, crop) if self.model_cfg.text_cond or self.decoder_only else None
         mask = torch.zeros(n, 1, crop)
         starts = torch.rand(n, generator=gen)
         for k, uid in enumerate(ids):
@@ -463,13 +473,40 @@ class TTS(Task):
             from ebtk.tts.flow_matching import FlowMatchingTTS
 
             m = self.model_cfg
-            return FlowMatchingTTS(n_sym, self.ac_cfg.model_config(), mean, std, unet_channels=m.channels,
-                                   mults=tuple(m.mults), n_steps=max(self.eval_cfg.fm_steps))
+            fm = FlowMatchingTTS(n_sym, self.ac_cfg.model_config(), mean, std, unet_channels=m.channels,
+                                 mults=tuple(m.mults), n_steps=max(self.eval_cfg.fm_steps))
+            if self.ac_cfg.checkpoint:
+                self._warm_start(fm)
+            elif self.ac_cfg.freeze:
+                raise EbtkError("acoustic.freeze=true needs acoustic.checkpoint (the acoustic run to start from)")
+            return fm
         from ebtk.tts.refiner import build_refiner
 
         m = self.model_cfg
         return build_refiner(m.kind, channels=m.channels, mults=tuple(m.mults), text_cond=m.text_cond,
                              mel_mean=mean, mel_std=std)
+
+    def _warm_start(self, fm: nn.Module) -> None:
+        """Load every weight but the decoder's from the `acoustic.checkpoint` run into the FM model."""
+        from ebtk.train.checkpoint import load_checkpoint
+        from ebtk.train.trainer import CHECKPOINT
+
+        ck = self.ac_cfg.checkpoint
+        self._check_acoustic_run(ck)
+        state = load_checkpoint(Path(ck) / CHECKPOINT)["model"]
+        shared = {k: v for k, v in state.items() if not k.startswith("decoder.")}
+        try:
+            missing, unexpected = fm.load_state_dict(shared, strict=False)
+        except RuntimeError as e:
+            raise EbtkError(f"acoustic.checkpoint={ck} does not fit this FM model's acoustic.* sizes: "
+                            f"{str(e).splitlines()[-1].strip()[:160]}") from None
+        if unexpected or any(not k.startswith("decoder.") for k in missing):
+            raise EbtkError(f"acoustic.checkpoint={ck}: weights do not match (missing "
+                            f"{[k for k in missing if not k.startswith('decoder.')][:3]}, unexpected {unexpected[:3]})")
+        if self.ac_cfg.freeze:
+            for name, p in fm.named_parameters():
+                if not name.startswith("decoder."):
+                    p.requires_grad_(False)
 
     @staticmethod
     def _check_acoustic_run(ck: str) -> None:
