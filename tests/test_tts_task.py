@@ -205,7 +205,13 @@ def test_flow_matching_starts_from_the_acoustic_encoder_and_can_freeze_it(acoust
     shared = [k for k in ac if not k.startswith("decoder.")]
     assert shared and any(k.startswith("encoder.") for k in shared)
     over = [*TINY, "train.steps=3", f"data.path={corpus}", f"acoustic.checkpoint={acoustic_run[0]}"]
-    fresh = build_task(resolve_config("tts", "fm", overrides=over)).build_model("fm").state_dict()
+    def fm_model(overrides: list[str]) -> tuple[object, torch.nn.Module]:  # as the trainer builds a fresh run's
+        task = build_task(resolve_config("tts", "fm", overrides=overrides))
+        model = task.build_model("fm")
+        task.init_weights(model)
+        return task, model
+
+    fresh = fm_model(over)[1].state_dict()
     assert all(torch.equal(fresh[k], ac[k]) for k in shared)  # warm start: every non-decoder weight
 
     out = tmp_path / "fm-frozen"
@@ -213,8 +219,8 @@ def test_flow_matching_starts_from_the_acoustic_encoder_and_can_freeze_it(acoust
     _, _, model, _, step = load_run(out)
     trained = model.state_dict()
     assert step == 3 and all(torch.equal(trained[k], ac[k]) for k in shared)  # frozen: untouched
-    task = build_task(resolve_config("tts", "fm", overrides=[*over, "acoustic.freeze=true"]))
-    frozen = task.build_model("fm").eval()
+    task, frozen = fm_model([*over, "acoustic.freeze=true"])
+    frozen.eval()
     b = task.train_batch(torch.Generator().manual_seed(0), 2)  # decoder crops of (reference, μ_y)
     assert b.x.shape == b.cond["text"].shape == (2, 80, 32) and "phonemes" not in b.cond
     uid = task.splits()["test"][0]
@@ -230,7 +236,14 @@ def test_flow_matching_starts_from_the_acoustic_encoder_and_can_freeze_it(acoust
         build_task(resolve_config("tts", "fm", overrides=[*TINY, f"data.path={corpus}", "acoustic.freeze=true"]
                                   )).build_model("fm")
     with pytest.raises(EbtkError, match="does not fit"):
-        build_task(resolve_config("tts", "fm", overrides=[*over, "acoustic.channels=48"])).build_model("fm")
+        fm_model([*over, "acoustic.channels=48"])
+    # a finished run loads from its own checkpoint alone: the acoustic run may be gone
+    shutil.move(acoustic_run[0] / "checkpoint.pt", tmp_path / "ac.pt")
+    try:
+        _, _, again, _, _ = load_run(out)
+    finally:
+        shutil.move(tmp_path / "ac.pt", acoustic_run[0] / "checkpoint.pt")
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in trained.items())
 
 
 def test_builtin_corpus_is_made_on_first_use(tmp_path, monkeypatch) -> None:

@@ -52,8 +52,7 @@ class FMObjective(AcousticObjective):
         cond = batch.cond
         if not (isinstance(cond, dict) and "text" in cond and "phonemes" not in cond):
             return super().forward(model, batch)
-        m = unwrap(model)
-        mask = batch.mask if batch.mask is not None else batch.x.new_ones(batch.x.shape[0], 1, batch.x.shape[-1])
+        m, mask = unwrap(model), batch.mask  # crops always carry their mask
         parts = m.decoder_loss(None, m.norm(cond["text"]) * mask, m.norm(batch.x) * mask, mask)
         loss = self.cfg.w_mel * parts[self.loss_key]
         return LossOutput(loss, {f"loss_{k}": v.detach() for k, v in parts.items()})

@@ -63,6 +63,10 @@ class Task:
     def build_model(self, objective: str) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def init_weights(self, model: nn.Module) -> None:
+        """Start a *fresh* training run's model from pretrained weights (the trainer calls it only when there is
+        no checkpoint to resume; `load_run` never does, so a finished run needs nothing beyond its own)."""
+
     # -- evaluation -------------------------------------------------------------------------------
     def evaluate(self, model: nn.Module, objective: nn.Module, run_dir: Path) -> dict[str, float]:
         return {}

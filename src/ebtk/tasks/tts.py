@@ -475,10 +475,12 @@ class TTS(Task):
             m = self.model_cfg
             fm = FlowMatchingTTS(n_sym, self.ac_cfg.model_config(), mean, std, unet_channels=m.channels,
                                  mults=tuple(m.mults), n_steps=max(self.eval_cfg.fm_steps))
-            if self.ac_cfg.checkpoint:
-                self._warm_start(fm)
-            elif self.ac_cfg.freeze:
-                raise EbtkError("acoustic.freeze=true needs acoustic.checkpoint (the acoustic run to start from)")
+            if self.ac_cfg.freeze:
+                if not self.ac_cfg.checkpoint:
+                    raise EbtkError("acoustic.freeze=true needs acoustic.checkpoint (the acoustic run to start from)")
+                for name, p in fm.named_parameters():
+                    if not name.startswith("decoder."):
+                        p.requires_grad_(False)
             return fm
         from ebtk.tts.refiner import build_refiner
 
@@ -486,8 +488,10 @@ class TTS(Task):
         return build_refiner(m.kind, channels=m.channels, mults=tuple(m.mults), text_cond=m.text_cond,
                              mel_mean=mean, mel_std=std)
 
-    def _warm_start(self, fm: nn.Module) -> None:
-        """Load every weight but the decoder's from the `acoustic.checkpoint` run into the FM model."""
+    def init_weights(self, model: nn.Module) -> None:
+        """A fresh `fm` run with acoustic.checkpoint starts from that run's every weight but the decoder's."""
+        if self.objective_name != "fm" or not self.ac_cfg.checkpoint:
+            return
         from ebtk.train.checkpoint import load_checkpoint
         from ebtk.train.trainer import CHECKPOINT
 
@@ -496,17 +500,13 @@ class TTS(Task):
         state = load_checkpoint(Path(ck) / CHECKPOINT)["model"]
         shared = {k: v for k, v in state.items() if not k.startswith("decoder.")}
         try:
-            missing, unexpected = fm.load_state_dict(shared, strict=False)
+            missing, unexpected = model.load_state_dict(shared, strict=False)
         except RuntimeError as e:
             raise EbtkError(f"acoustic.checkpoint={ck} does not fit this FM model's acoustic.* sizes: "
                             f"{str(e).splitlines()[-1].strip()[:160]}") from None
         if unexpected or any(not k.startswith("decoder.") for k in missing):
             raise EbtkError(f"acoustic.checkpoint={ck}: weights do not match (missing "
                             f"{[k for k in missing if not k.startswith('decoder.')][:3]}, unexpected {unexpected[:3]})")
-        if self.ac_cfg.freeze:
-            for name, p in fm.named_parameters():
-                if not name.startswith("decoder."):
-                    p.requires_grad_(False)
 
     @staticmethod
     def _check_acoustic_run(ck: str) -> None:

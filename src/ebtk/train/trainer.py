@@ -130,7 +130,10 @@ class Trainer:
             )
         set_seed(self.tc.seed + 7919 * self.dist.rank)
         self.task: Task = build_task(config, self.run_dir)
-        self.model: nn.Module = self.task.build_model(config["objective"]["name"]).to(self.device)
+        self.model: nn.Module = self.task.build_model(config["objective"]["name"])
+        if not (self.run_dir / CHECKPOINT).exists():
+            self.task.init_weights(self.model)
+        self.model.to(self.device)
         self.objective: Objective = build_objective(
             config["objective"]["name"], config["objective"], config["sampler"], self.task
         ).to(self.device)
