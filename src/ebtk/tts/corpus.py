@@ -294,9 +294,13 @@ def make_corpus(out_dir: str | os.PathLike, n: int = 200, seed: int = 0, engine:
     wav_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     t0 = time.perf_counter()
+    from tqdm.auto import tqdm
+
     with tempfile.TemporaryDirectory(prefix=".synth-", dir=out) as tmp:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            durations = list(pool.map(lambda s: _synthesize_one(exe, engine, s, wav_dir, Path(tmp)), specs))
+            jobs = pool.map(lambda s: _synthesize_one(exe, engine, s, wav_dir, Path(tmp)), specs)
+            # a bar only on a terminal (disable=None), so logs and tests stay clean
+            durations = list(tqdm(jobs, total=len(specs), desc="corpus", unit="utt", disable=None, leave=False))
     elapsed = time.perf_counter() - t0
     lines = "".join(f"{s.id}|{s.text}|{s.normalized}\n" for s in specs)
     _atomic_write(out / "metadata.csv", lines)

@@ -52,11 +52,15 @@ class Scorer:
     def score(self, system: str, mels: list[torch.Tensor], steps: int | None = None,
               step_size: float | None = None, rtf: float | None = None) -> dict[str, Any]:
         """Vocode `mels` (one (80, T) per test utterance) and add a table row."""
+        from tqdm.auto import tqdm
+
         from ebtk.metrics.speech import _path_metrics, analyze, dnsmos
 
         per: dict[str, list[float]] = {k: [] for k in COLUMNS if k != "rtf"}
         wavs = []
-        for mel, ref_mel, (f0_r, mc_r) in zip(mels, self.ref_mels, self.ref_feats):
+        utts = tqdm(zip(mels, self.ref_mels, self.ref_feats), total=len(mels), desc=f"eval {system}", unit="utt",
+                    disable=None, leave=False)  # a bar only on a terminal
+        for mel, ref_mel, (f0_r, mc_r) in utts:
             t = min(mel.shape[-1], ref_mel.shape[-1])
             per["mel_mse"].append(float((mel[:, :t].float().cpu() - ref_mel[:, :t]).pow(2).mean()))
             wav = self.vocode(mel)
