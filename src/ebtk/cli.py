@@ -88,7 +88,10 @@ def _synthesize(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ebtk import __version__
+
     p = argparse.ArgumentParser(prog="ebtk", description="Energy-based model toolkit")
+    p.add_argument("--version", action="version", version=f"ebtk {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train TASK with an objective into a run dir (resumes if present)")
