@@ -137,3 +137,13 @@ class ConvEnergy(EnergyModel):
 def make_task(sampler: dict[str, Any] | None = None, **data: Any) -> GaussTask:
     """A GaussTask with optional sampler settings and data overrides (mean=..., cov=...)."""
     return GaussTask({"data": data, "sampler": sampler or {}})
+
+
+def build(name: str, task: GaussTask | None = None, **options: Any):
+    """`ebtk.objective(name, **options)` with the task's sampler settings, chain starts and data statistics:
+    what the trainer hands every objective (through `Task.build_objective`)."""
+    from ebtk.objectives import objective
+
+    task = task or make_task()
+    return objective(name, sampler=task.sampler_cfg, init=lambda n, device: task.init_noise(n, None, device),
+                     data=task.data_stats, **options)

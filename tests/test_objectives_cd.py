@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ebtk.config import SamplerConfig
 from ebtk.errors import EbtkError
 from ebtk.objectives.base import Batch
 from ebtk.objectives.cd import CD, PCD
 from ebtk.sampling import Langevin, ReplayBuffer
-from gaussian_task import ConvEnergy, GaussianEnergy, LinearScore, gauss_log_prob, make_task
+from gaussian_task import ConvEnergy, GaussianEnergy, LinearScore, build, gauss_log_prob, make_task
 
 torch.set_num_threads(1)
 
@@ -60,7 +59,7 @@ def test_cd_with_exact_model_samples_is_the_ml_gradient():
     """α=0 and exact negatives: the CD gradient is the Monte Carlo ML gradient of the mean NLL."""
     torch.manual_seed(123)  # independent of the data generator's seed
     task = make_task()
-    obj = CD(CD.parse_section({"alpha": 0.0}), SamplerConfig(), task)
+    obj = build("cd", task, alpha=0.0)
     model = GaussianEnergy(2, torch.tensor([0.2, -0.5]), torch.tensor([[1.5, 0.3], [0.3, 1.0]]))
     batch = task.train_batch(torch.Generator().manual_seed(0), 200000)
     out = obj(model, batch, negatives=model.sample(200000))
@@ -75,7 +74,7 @@ def test_cd_with_exact_model_samples_is_the_ml_gradient():
 def test_pcd_fits_a_gaussian():
     torch.manual_seed(0)
     task = make_task(sampler={"steps": 10, "step_size": 0.05, "buffer_size": 2000, "reinit": 0.05})
-    obj = PCD(PCD.parse_section({"alpha": 0.01}), task.sampler_cfg, task)
+    obj = build("pcd", task, alpha=0.01)
     assert obj.chains.buffer is not None
     model = GaussianEnergy(2)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -92,7 +91,7 @@ def test_pcd_fits_a_gaussian():
 def test_cd_chains_on_refiner_batches_start_at_the_hypothesis():
     torch.manual_seed(0)
     task = make_task(sampler={"steps": 3, "step_size": 0.01})
-    obj = CD(CD.parse_section({"hyp_noise": 0.05}), task.sampler_cfg, task)
+    obj = build("cd", task, hyp_noise=0.05)
     hyp = torch.randn(2, 3, 6)
     mask = torch.ones(2, 1, 6)
     mask[1, :, 4:] = 0
@@ -101,7 +100,7 @@ def test_cd_chains_on_refiner_batches_start_at_the_hypothesis():
     neg = out.negatives
     assert neg.shape == hyp.shape and torch.equal(neg[1, :, 4:], hyp[1, :, 4:])
     assert 0 < (neg - hyp).abs().max() < 1.0
-    pcd = PCD(PCD.parse_section({}), task.sampler_cfg, task)
+    pcd = build("pcd", task)
     with pytest.raises(EbtkError, match="persistent"):
         pcd(ConvEnergy(3), batch)
 
@@ -109,7 +108,7 @@ def test_cd_chains_on_refiner_batches_start_at_the_hypothesis():
 @pytest.mark.parametrize("cls", [CD, PCD])
 def test_cd_refuses_score_models(cls):
     task = make_task()
-    obj = cls(cls.parse_section({}), SamplerConfig(), task)
+    obj = build(cls.name, task)
     with pytest.raises(EbtkError, match="energy"):
         obj.check_model(LinearScore(2))
     with pytest.raises(EbtkError, match="energy"):

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from ebtk.errors import EbtkError
-from ebtk.objectives.base import Batch, build_objective, objective_class
-from ebtk.objectives.combined import build_combined, combined_class
+from ebtk.objectives import objective_class
+from ebtk.objectives.base import Batch
+from ebtk.objectives.combined import combined_class
 from ebtk.registry import names
-from gaussian_task import ConvEnergy, ConvScore, GaussianEnergy, LinearScore, make_task
+from gaussian_task import ConvEnergy, ConvScore, GaussianEnergy, LinearScore, build, make_task
 
 torch.set_num_threads(1)
 
@@ -34,13 +35,13 @@ def test_combined_loss_is_the_weighted_sum_of_its_parts(model):
     task = make_task()
     batch = _refiner_batch()
     section = {"weights": [0.5, 2.0], "ssm": {"n_projections": 2}, "delta": {"step_size": 0.5}}
-    obj = build_objective("ssm+delta", section, SAMPLER, task)
+    obj = build("ssm+delta", task, **section)
     assert type(obj).__name__.startswith("Combined") and not obj.needs_energy
     torch.manual_seed(7)
     out = obj(model, batch)
     torch.manual_seed(7)
-    ssm = build_objective("ssm", {"n_projections": 2}, SAMPLER, task)(model, batch).loss
-    delta = build_objective("delta", {"step_size": 0.5}, SAMPLER, task)(model, batch).loss
+    ssm = build("ssm", task, n_projections=2)(model, batch).loss
+    delta = build("delta", task, step_size=0.5)(model, batch).loss
     torch.testing.assert_close(out.loss, 0.5 * ssm + 2.0 * delta)
     torch.testing.assert_close(out.metrics["ssm/loss"], ssm.detach())
     torch.testing.assert_close(out.metrics["delta/loss"], delta.detach())
@@ -67,7 +68,7 @@ def test_combined_sections_defaults_and_errors():
 def test_combined_delegates_state_to_its_parts():
     """sa-nce inside a sum keeps its snapshot, refreshes on schedule and is checkpointed."""
     task = make_task(sampler=SAMPLER)
-    obj = build_combined("sa-nce+cd", {"weights": [1.0, 0.1], "sa-nce": {"interval": 2}}, SAMPLER, task)
+    obj = build("sa-nce+cd", task, weights=[1.0, 0.1], **{"sa-nce": {"interval": 2}})
     assert obj.needs_energy
     model = GaussianEnergy(2)
     obj.check_model(model)
@@ -89,7 +90,7 @@ def test_combined_delegates_state_to_its_parts():
 @pytest.mark.parametrize("name", ["nce", "sa-nce", "cd", "pcd", "fce"])
 def test_energy_objectives_refuse_score_models(name):
     task = make_task(sampler=SAMPLER)
-    obj = build_objective(name, {}, SAMPLER, task)
+    obj = build(name, task)
     assert obj.needs_energy
     with pytest.raises(EbtkError, match="score network"):
         obj.check_model(LinearScore(2))
@@ -102,7 +103,7 @@ def test_energy_objectives_refuse_score_models(name):
 @pytest.mark.parametrize("model", [LinearScore(2), GaussianEnergy(2)], ids=["score", "energy"])
 def test_score_objectives_accept_both_model_kinds(name, model):
     task = make_task()
-    obj = build_objective(name, {}, SAMPLER, task)
+    obj = build(name, task)
     obj.check_model(model)
     out = obj(model, task.train_batch(torch.Generator().manual_seed(0), 32))
     model.zero_grad()

@@ -7,11 +7,10 @@ import math
 import pytest
 import torch
 
-from ebtk.config import SamplerConfig
 from ebtk.errors import EbtkError
 from ebtk.objectives.base import Batch
 from ebtk.objectives.fce import FCE, GaussianMixture, RealNVP
-from gaussian_task import GaussianEnergy, LinearScore, make_task
+from gaussian_task import GaussianEnergy, LinearScore, build, make_task
 
 torch.set_num_threads(1)
 
@@ -72,8 +71,7 @@ def test_flow_log_density_integrates_to_one_and_inverts():
 def test_fce_fits_noise_and_model_jointly(noise_model):
     torch.manual_seed(0)
     task = make_task()
-    obj = FCE(FCE.parse_section({"noise_model": noise_model, "components": 2, "flow_layers": 2,
-                                 "flow_hidden": 16}), SamplerConfig(), task)
+    obj = build("fce", task, noise_model=noise_model, components=2, flow_layers=2, flow_hidden=16)
     model = GaussianEnergy(2)
     model.b.requires_grad_(False)
     params = list(model.parameters()) + [p for p in obj.parameters() if p.requires_grad]
@@ -100,7 +98,7 @@ def test_fce_gradients_stay_in_their_lanes():
     """The NCE term trains θ and c only; the noise model gets exactly its ML gradient."""
     torch.manual_seed(0)
     task = make_task()
-    obj = FCE(FCE.parse_section({"components": 2}), SamplerConfig(), task)
+    obj = build("fce", task, components=2)
     batch = task.train_batch(torch.Generator().manual_seed(0), 64)
     torch.manual_seed(1)
     out = obj(GaussianEnergy(2), batch)
@@ -112,7 +110,7 @@ def test_fce_gradients_stay_in_their_lanes():
 
 def test_fce_refuses_score_models_and_conditional_batches():
     task = make_task()
-    obj = FCE(FCE.parse_section({}), SamplerConfig(), task)
+    obj = build("fce", task)
     with pytest.raises(EbtkError, match="energy"):
         obj(LinearScore(2), task.train_batch(torch.Generator().manual_seed(0), 4))
     with pytest.raises(EbtkError, match="unconditional"):

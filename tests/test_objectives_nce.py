@@ -7,17 +7,16 @@ import math
 import pytest
 import torch
 
-from ebtk.config import SamplerConfig
 from ebtk.errors import EbtkError
 from ebtk.objectives.base import Batch
 from ebtk.objectives.nce import NCE, hyp_log_q
-from gaussian_task import GaussianEnergy, gauss_log_prob, make_task
+from gaussian_task import GaussianEnergy, build, gauss_log_prob, make_task
 
 torch.set_num_threads(1)
 
 
 def make_nce(task, **cfg) -> NCE:
-    return NCE(NCE.parse_section(cfg), SamplerConfig(), task)
+    return build("nce", task, **cfg)
 
 
 def true_model(task) -> GaussianEnergy:
@@ -82,7 +81,7 @@ def test_nce_recovers_gaussian_and_log_z():
 def test_hyp_noise_log_density_and_samples():
     torch.manual_seed(0)
     task = make_task()
-    obj = NCE(NCE.parse_section({"noise": "hyp", "noise_std": 0.3, "nu": 2}), SamplerConfig(), task)
+    obj = build("nce", task, noise="hyp", noise_std=0.3, nu=2)
     hyp = torch.randn(4, 3, 5)
     ref = hyp + 0.1 * torch.randn_like(hyp)
     mask = torch.ones(4, 1, 5)
@@ -102,7 +101,7 @@ def test_hyp_noise_log_density_and_samples():
 
 def test_hyp_noise_needs_hypothesis():
     task = make_task()
-    obj = NCE(NCE.parse_section({"noise": "hyp"}), SamplerConfig(), task)
+    obj = build("nce", task, noise="hyp")
     with pytest.raises(EbtkError, match="hypothesis"):
         obj(GaussianEnergy(2), Batch(x=torch.randn(3, 2)))
 

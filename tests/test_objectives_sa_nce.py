@@ -10,7 +10,7 @@ import torch
 from ebtk.errors import EbtkError
 from ebtk.objectives.base import Batch
 from ebtk.objectives.sa_nce import SANCE
-from gaussian_task import ConvEnergy, GaussianEnergy, LinearScore, gauss_log_prob, make_task
+from gaussian_task import ConvEnergy, GaussianEnergy, LinearScore, build, gauss_log_prob, make_task
 
 torch.set_num_threads(1)
 
@@ -18,7 +18,7 @@ SAMPLER = {"steps": 5, "step_size": 0.01}
 
 
 def make(task, **cfg) -> SANCE:
-    return SANCE(SANCE.parse_section(cfg), task.sampler_cfg, task)
+    return build("sa-nce", task, **cfg)
 
 
 def gaussian_model() -> GaussianEnergy:
@@ -159,13 +159,16 @@ def test_snapshot_round_trips_through_state_dict():
     assert all(torch.equal(x, y) for x, y in zip(a.snapshot.state_dict().values(), b.snapshot.state_dict().values()))
 
 
-def test_sa_nce_refuses_score_models_and_missing_setup():
+def test_sa_nce_refuses_score_models_and_snapshots_on_first_call():
+    """Library use skips setup(): the first call snapshots the model it is given, so G ≡ 0 at step 0."""
     task = make_task()
-    obj = make(task)
+    obj = make(task, c="learned")
     with pytest.raises(EbtkError, match="energy"):
         obj.setup(LinearScore(2))
-    with pytest.raises(EbtkError, match="setup"):
-        obj(GaussianEnergy(2), task.train_batch(torch.Generator().manual_seed(0), 4))
+    model = gaussian_model()
+    out = obj(model, task.train_batch(torch.Generator().manual_seed(0), 64))
+    assert obj.snapshot is not None and torch.equal(obj.snapshot.mu, model.mu)
+    torch.testing.assert_close(out.loss, torch.tensor(2 * math.log(2)))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 import torch
 
-from ebtk.config import SamplerConfig
 from ebtk.energy import ScoreModel
 from ebtk.errors import EbtkError
 from ebtk.objectives.base import Batch
@@ -15,13 +14,13 @@ from ebtk.objectives.delta import Delta
 from ebtk.objectives.dsm import DSM
 from ebtk.objectives.ssm import SSM
 from ebtk.sampling import descent
-from gaussian_task import ConvEnergy, ConvScore, GaussianEnergy, LinearScore, make_task
+from gaussian_task import ConvEnergy, ConvScore, GaussianEnergy, LinearScore, build, make_task
 
 torch.set_num_threads(1)
 
 
 def make(cls, task=None, **cfg):
-    return cls(cls.parse_section(cfg), SamplerConfig(), task or make_task())
+    return build(cls.name, task, **cfg)
 
 
 def fisher_objective_gaussian_energy(model: GaussianEnergy, mean: torch.Tensor, cov: torch.Tensor) -> float:

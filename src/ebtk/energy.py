@@ -10,22 +10,87 @@ Both are called through ``model(x, cond)`` (never ``model.energy``), so a DDP wr
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import torch
 from torch import nn
 
 from ebtk.errors import EbtkError
 
 
-class EnergyModel(nn.Module):
-    """Scalar energy network. Subclasses implement ``forward(x, cond=None) -> (B,)``."""
+class _Wrapper(nn.Module):
+    """Shared by both kinds: subclass and implement ``forward(x, cond=None)``, or wrap any module.
+
+    ``EnergyModel(net)`` / ``ScoreModel(net)`` call ``net(x, cond)`` when net's forward takes a second
+    argument, else ``net(x)`` (so a plain ``nn.Sequential`` works); conditioning handed to a net that
+    cannot take it is an error rather than silently dropped.
+    """
+
+    kind = ""
+
+    def __init__(self, net: nn.Module | None = None):
+        super().__init__()
+        if net is not None:
+            if not isinstance(net, nn.Module):
+                raise EbtkError(f"{type(self).__name__}(net): net must be a torch.nn.Module, got {type(net).__name__}")
+            self.net = net
+            self._takes_cond = _takes_two_args(net)
+
+    def _call_net(self, x: torch.Tensor, cond: Any) -> torch.Tensor:
+        net = self.__dict__.get("_modules", {}).get("net")
+        if net is None:
+            raise NotImplementedError(f"{type(self).__name__}: implement forward(x, cond) or pass a net")
+        if self._takes_cond:
+            return net(x, cond)
+        if cond is not None:
+            raise EbtkError(f"{type(net).__name__}.forward takes only x, but conditioning was given; "
+                            "hint: give the net a forward(x, cond) to use it")
+        return net(x)
+
+
+class EnergyModel(_Wrapper):
+    """Scalar energy: ``forward(x, cond=None) -> (B,)`` for x (B, *shape); p(x) ∝ exp(−E(x)).
+
+    ``EnergyModel(net)`` wraps any module returning (B,) or (B, 1) energies.
+    """
 
     kind = "energy"
 
+    def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        e = self._call_net(x, cond)
+        if e.dim() == 2 and e.shape[1] == 1:
+            e = e.squeeze(1)
+        if e.shape != (x.shape[0],):
+            raise EbtkError(f"EnergyModel: the net returned shape {tuple(e.shape)} for a batch of {x.shape[0]}; "
+                            "an energy is one number per sample, (B,) or (B, 1); hint: use ebtk.ScoreModel for "
+                            "a net that returns a score shaped like x")
+        return e
 
-class ScoreModel(nn.Module):
-    """Direct score network. Subclasses implement ``forward(x, cond=None) -> like x``."""
+
+class ScoreModel(_Wrapper):
+    """Direct score: ``forward(x, cond=None) -> like x``; s ≈ ∇ₓ log p(x). ``ScoreModel(net)`` wraps a net."""
 
     kind = "score"
+
+    def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        s = self._call_net(x, cond)
+        if s.shape != x.shape:
+            raise EbtkError(f"ScoreModel: the net returned shape {tuple(s.shape)} for input {tuple(x.shape)}; "
+                            "a score is shaped like x")
+        return s
+
+
+def _takes_two_args(net: nn.Module) -> bool:
+    """Whether net.forward accepts (x, cond): a second positional parameter or *args."""
+    try:
+        params = list(inspect.signature(net.forward).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2
 
 
 def unwrap(model: nn.Module) -> nn.Module:

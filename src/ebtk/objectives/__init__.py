@@ -1,5 +1,58 @@
-"""Training objectives, one file each, registered by name (see ebtk.objectives.base)."""
+"""Training objectives, one file each, registered by name; `objective(name, ...)` builds any of them.
 
-from ebtk.objectives.base import Batch, LossOutput, Objective, build_objective, objective_class
+Name → class resolution lives here (not in `base`), so `base` ← `combined` has no cycle.
+"""
 
-__all__ = ["Batch", "LossOutput", "Objective", "build_objective", "objective_class"]
+from __future__ import annotations
+
+from typing import Any
+
+from ebtk.config import SamplerConfig, from_dict
+from ebtk.errors import EbtkError
+from ebtk.objectives.base import Batch, LossOutput, Objective
+from ebtk.objectives.combined import combined_class
+
+__all__ = ["Batch", "LossOutput", "Objective", "available", "objective", "objective_class"]
+
+
+def objective_class(name: str) -> type[Objective]:
+    """The registered class for `name`; ``a+b`` names a weighted sum (ebtk.objectives.combined)."""
+    if "+" in name:
+        return combined_class(name)
+    from ebtk.registry import get
+
+    return get("objective", name)
+
+
+def available() -> list[str]:
+    """Registered objective names (``a+b`` sums of them work too)."""
+    from ebtk.registry import names
+
+    return names("objective")
+
+
+def objective(
+    name: str,
+    *,
+    sampler: SamplerConfig | dict[str, Any] | None = None,
+    init: Any = None,
+    data: Any = None,
+    **options: Any,
+) -> Objective:
+    """Build a registered objective by name, e.g. ``ebtk.objective("sa-nce", interval=5)``.
+
+    options: the objective's own settings (its Config dataclass's fields, validated: an unknown key or a
+    bad value is an EbtkError naming it; for ``a+b``: ``weights=[…]`` and one dict per part).
+    sampler: Langevin settings (`SamplerConfig` or a dict of its fields) for cd, pcd and sa-nce.
+    init: ``init(n, device) -> (n, *shape)`` chain starts; default standard normal shaped like the data.
+    data: training samples (N, *shape), a (mean, cov) pair, or a callable giving one: the fitted
+    Gaussian of nce and the initial noise model of fce (nce fits its first batch when it is omitted).
+    """
+    cls = objective_class(name)
+    cfg = cls.parse_section(options)
+    if not isinstance(sampler, SamplerConfig):
+        sampler = from_dict(SamplerConfig, sampler or {}, "sampler")
+    obj = cls(cfg, sampler=sampler, init=init, data=data)
+    if not isinstance(obj, Objective):
+        raise EbtkError(f"objective {name!r} is not an Objective")
+    return obj

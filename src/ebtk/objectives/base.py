@@ -4,10 +4,16 @@ An objective is an ``nn.Module`` so that its learned terms (NCE's log-normaliser
 and its state (replay buffers, SA-NCE snapshots) are optimised and checkpointed with the model:
 ``objective(model, batch) -> LossOutput``. The persistent state of DESIGN.md's ``state`` argument lives
 on the module itself.
+
+An objective gets what it needs as constructor arguments, never a task: a sampler config (Langevin
+objectives), a function making chain starts, and data statistics (fitted-Gaussian noise). The tasks and
+the trainer build objectives through the same `ebtk.objective(name, ...)` a library user calls
+(name → class resolution lives in `ebtk.objectives`, so this module imports no objective).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -75,27 +81,59 @@ class LossOutput:
     negatives: torch.Tensor | None = None
 
 
+InitFn = Callable[[int, torch.device], torch.Tensor]
+"""Chain starts: ``init(n, device) -> (n, *shape)``."""
+DataStats = tuple[torch.Tensor, torch.Tensor]
+"""Mean (D,) and covariance (D, D) of the flattened training data."""
+
+
 class Objective(nn.Module):
-    """Base class. Subclasses set `name`, `Config` (a dataclass) and implement `forward`."""
+    """Base class. Subclasses set `name`, `Config` (a dataclass) and implement `forward(model, batch)`.
+
+    Inputs shared by every objective's constructor (each uses the ones it needs):
+    * `sampler`: Langevin settings for negative samples (cd, pcd, sa-nce);
+    * `init`: ``init(n, device)`` chain starts; None = standard normal shaped like the data;
+    * `data`: the training data's statistics (nce's fitted Gaussian, fce's initial noise model): a
+      tensor of samples (N, *shape), a (mean, cov) pair, or a zero-argument callable returning either
+      (evaluated only by objectives that need it).
+
+    Call it as ``objective(model, x)`` with a plain tensor, or ``objective(model, x, cond=..., hyp=...,
+    mask=...)``, or with a `Batch`.
+    """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
     needs_energy: ClassVar[bool] = False
 
-    def __init__(self, cfg: Any, sampler: SamplerConfig, task: Any):
+    def __init__(self, cfg: Any = None, *, sampler: SamplerConfig | None = None, init: InitFn | None = None,
+                 data: Any = None):
         super().__init__()
-        self.cfg = cfg
-        self.sampler_cfg = sampler
-        self.task = task
+        self.cfg = self.Config() if cfg is None else cfg
+        self.sampler_cfg = sampler if sampler is not None else SamplerConfig()
+        self.init_fn = init  # `data` is read by the constructors that need it (nce, fce), never kept
+        self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
+
+    def __call__(self, model: nn.Module, data: Any, *args: Any, cond: Any = None, hyp: torch.Tensor | None = None,
+                 mask: torch.Tensor | None = None, **kwargs: Any) -> LossOutput:
+        batch = data if isinstance(data, Batch) else Batch(x=data, cond=cond, hyp=hyp, mask=mask)
+        return super().__call__(model, batch, *args, **kwargs)
 
     def setup(self, model: nn.Module) -> None:
-        """Called once with the (unwrapped) model before training; e.g. take a first snapshot."""
+        """Called once with the (unwrapped) model before training; e.g. take a first snapshot. Objectives
+        that need it also call it lazily on their first forward, so library users may skip it."""
 
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def after_step(self, model: nn.Module, step: int) -> None:
-        """Called after each optimiser step with the 1-based step count (snapshot refreshes etc.)."""
+    def after_step(self, model: nn.Module, step: int | None = None) -> None:
+        """Call after each optimiser step (snapshot refreshes etc.). `step`: the 1-based count of optimiser
+        steps; None counts them on the objective itself (library use), the trainer passes its own."""
+        with torch.no_grad():
+            self.steps_seen.fill_(int(self.steps_seen) + 1 if step is None else int(step))
+        self.on_step(model, int(self.steps_seen))
+
+    def on_step(self, model: nn.Module, step: int) -> None:
+        """Subclass hook behind `after_step`, with the step count resolved."""
 
     @classmethod
     def default_section(cls) -> dict[str, Any]:
@@ -114,29 +152,26 @@ class Objective(nn.Module):
             require_energy(model, self.name)
 
 
+def data_stats(data: Any) -> DataStats | None:
+    """Mean (D,) and covariance (D, D) from samples (N, *shape), a (mean, cov) pair or a callable giving
+    either; None stays None."""
+    if callable(data) and not isinstance(data, torch.Tensor):
+        data = data()
+    if data is None:
+        return None
+    if isinstance(data, tuple | list) and len(data) == 2:
+        mean, cov = (torch.as_tensor(t) for t in data)
+        return mean.flatten(), cov
+    x = torch.as_tensor(data).detach()
+    if x.dim() < 2 or x.shape[0] < 2:
+        raise EbtkError(f"data= must be samples (N ≥ 2, *shape) or a (mean, cov) pair; got shape {tuple(x.shape)}")
+    x = x.flatten(1).double()
+    return x.mean(0).float(), torch.cov(x.T).reshape(x.shape[1], x.shape[1]).float()
+
+
 def masked_mean(v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of per-element values `v` (B, C, T) over valid frames only."""
     if mask is None:
         return v.mean()
     m = mask.expand_as(v)
     return (v * m).sum() / m.sum().clamp_min(1)
-
-
-def objective_class(name: str) -> type[Objective]:
-    """The registered class for `name`; `a+b` names a weighted sum (ebtk.objectives.combined)."""
-    if "+" in name:
-        from ebtk.objectives.combined import combined_class
-
-        return combined_class(name)
-    from ebtk.registry import get
-
-    return get("objective", name)
-
-
-def build_objective(name: str, section: dict[str, Any], sampler: dict[str, Any], task: Any) -> Objective:
-    """Instantiate a registered objective from its config section (`name` key ignored)."""
-    cls = objective_class(name)
-    obj = cls(cls.parse_section(section), from_dict(SamplerConfig, sampler, "sampler"), task)
-    if not isinstance(obj, Objective):
-        raise EbtkError(f"objective {name!r} is not an Objective")
-    return obj

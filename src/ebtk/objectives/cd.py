@@ -18,7 +18,7 @@ from torch import nn
 
 from ebtk.config import SamplerConfig
 from ebtk.errors import EbtkError
-from ebtk.objectives.base import Batch, LossOutput, Objective
+from ebtk.objectives.base import Batch, InitFn, LossOutput, Objective
 from ebtk.objectives.nce import tile_cond
 from ebtk.registry import register
 from ebtk.sampling import Langevin, ReplayBuffer
@@ -27,14 +27,15 @@ from ebtk.sampling import Langevin, ReplayBuffer
 class Chains(nn.Module):
     """Negative samples by Langevin, per the `sampler` config.
 
-    Unconditional batches start from ``task.init_noise`` (short-run) or from a replay buffer of
-    persistent chains. Refiner batches (``batch.hyp`` set) start at the hypothesis plus Gaussian noise of
-    std `hyp_noise`, with the conditioning tiled; padded frames are reset to the hypothesis.
+    Unconditional batches start from ``init(n, device)`` (default: standard normal shaped like the
+    data; short-run) or from a replay buffer of persistent chains. Refiner batches (``batch.hyp`` set)
+    start at the hypothesis plus Gaussian noise of std `hyp_noise`, with the conditioning tiled; padded
+    frames are reset to the hypothesis.
     """
 
-    def __init__(self, sampler: SamplerConfig, task: Any, persistent: bool, hyp_noise: float = 0.1):
+    def __init__(self, sampler: SamplerConfig, init: InitFn | None, persistent: bool, hyp_noise: float = 0.1):
         super().__init__()
-        self.task = task
+        self.init = init
         self.langevin = Langevin(sampler.steps, sampler.step_size, sampler.noise_scale, sampler.clip)
         self.hyp_noise = float(hyp_noise)
         self.buffer = ReplayBuffer(sampler.buffer_size, sampler.reinit) if persistent else None
@@ -50,7 +51,12 @@ class Chains(nn.Module):
             hyp, mask = tile_cond(batch.hyp, k), tile_cond(batch.mask, k)
             x = self.langevin.sample(model, hyp + self.hyp_noise * torch.randn_like(hyp), cond)
             return x if mask is None else torch.where(mask.bool().expand_as(x), x, hyp)
-        init = lambda m: self.task.init_noise(m, None, dev).to(batch.x.dtype)  # noqa: E731
+        shape = batch.x.shape[1:]
+
+        def init(m: int) -> torch.Tensor:
+            x0 = torch.randn(m, *shape, device=dev) if self.init is None else self.init(m, dev)
+            return x0.to(device=dev, dtype=batch.x.dtype)
+
         if self.buffer is None:
             return self.langevin.sample(model, init(n), cond)
         x = self.langevin.sample(model, self.buffer.draw(n, init), cond)
@@ -77,10 +83,11 @@ class CD(Objective):
     needs_energy: ClassVar[bool] = True
     persistent: ClassVar[bool | None] = None  # None: follow sampler.persistent
 
-    def __init__(self, cfg: CDConfig, sampler: SamplerConfig, task: Any):
-        super().__init__(cfg, sampler, task)
+    def __init__(self, cfg: CDConfig | None = None, **inputs: Any):
+        super().__init__(cfg, **inputs)
+        sampler = self.sampler_cfg
         persistent = sampler.persistent if self.persistent is None else self.persistent
-        self.chains = Chains(sampler, task, persistent, cfg.hyp_noise)
+        self.chains = Chains(sampler, self.init_fn, persistent, self.cfg.hyp_noise)
 
     def forward(self, model: nn.Module, batch: Batch, negatives: torch.Tensor | None = None) -> LossOutput:
         """`negatives` (B, *shape) overrides the chains (tests inject exact samples)."""

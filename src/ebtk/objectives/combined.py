@@ -2,7 +2,7 @@
 
 The `objective` config section of a combined name is ``{weights: [w₁, …], <part>: {part's keys}, …}``;
 `combined_class(name)` makes an `Objective` class for that name whose `default_section` /
-`parse_section` handle this layout, so `base.build_objective` and the trainer treat it like any other
+`parse_section` handle this layout, so `ebtk.objective` and the trainer treat it like any other
 objective. Each part keeps its own state (snapshots, buffers, c) under ``parts.<name>`` in checkpoints.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ebtk.config import SamplerConfig, from_dict
+from ebtk.config import from_dict
 from ebtk.errors import EbtkError
 from ebtk.objectives.base import Batch, LossOutput, Objective
 
@@ -46,9 +46,9 @@ class Combined(Objective):
 
     part_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, cfg: CombinedConfig, sampler: SamplerConfig, task: Any):
-        super().__init__(cfg, sampler, task)
-        self.parts = nn.ModuleDict({n: _part_class(n)(cfg.parts[n], sampler, task) for n in self.part_names})
+    def __init__(self, cfg: CombinedConfig, **inputs: Any):
+        super().__init__(cfg, **inputs)
+        self.parts = nn.ModuleDict({n: _part_class(n)(cfg.parts[n], **inputs) for n in self.part_names})
 
     @classmethod
     def default_section(cls) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class Combined(Objective):
         for part in self.parts.values():
             part.setup(model)
 
-    def after_step(self, model: nn.Module, step: int) -> None:
+    def on_step(self, model: nn.Module, step: int) -> None:
         for part in self.parts.values():
             part.after_step(model, step)
 
@@ -122,10 +122,3 @@ def combined_class(name: str) -> type[Combined]:
         {"name": name, "part_names": parts, "needs_energy": any(c.needs_energy for c in classes),
          "Config": CombinedConfig},
     )
-
-
-def build_combined(name: str, section: dict[str, Any], sampler: dict[str, Any] | SamplerConfig, task: Any) -> Combined:
-    """Instantiate ``a+b`` from its config section (``{weights: [...], a: {...}, b: {...}}``)."""
-    cls = combined_class(name)
-    scfg = sampler if isinstance(sampler, SamplerConfig) else from_dict(SamplerConfig, sampler, "sampler")
-    return cls(cls.parse_section(section), scfg, task)

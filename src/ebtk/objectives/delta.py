@@ -3,12 +3,16 @@
 loss = masked mean ‖s_θ(Ŷ', cond) − (Y − Ŷ')/η‖², with Ŷ' = Ŷ + `hyp_noise`·ε and η = `step_size`, so one
 first-order step Ŷ' + η·s(Ŷ') lands on Y (`ebtk.sampling.descent` with step size η). Perturbing the
 hypothesis widens the region where the score is trained beyond the (too good) training hypotheses.
+
+η is a property of the trained model, not only of the loss: refining with another η over- or undershoots.
+`trained_step_size` reads it back from an objective config section, so the tts task's refinement (its
+`refine.step_size: null` default) and the inference bundle use the η the refiner was trained for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -49,3 +53,16 @@ class Delta(Objective):
         s = score_of(model, hyp, batch.cond, create_graph=True)
         loss = masked_mean((s - target).pow(2), batch.mask)
         return LossOutput(loss, {"target_rms": masked_mean(target.detach().pow(2), batch.mask).sqrt()}, None)
+
+
+def trained_step_size(section: dict[str, Any]) -> float | None:
+    """The η of the delta loss in an objective config section (``delta`` alone, or the ``delta`` part of a
+    sum such as ``ssm+delta``); None when the objective has no delta part."""
+    name = str(section.get("name", ""))
+    if name == "delta":
+        sub = section
+    elif "delta" in (p.strip() for p in name.split("+")):
+        sub = section.get("delta") or {}
+    else:
+        return None
+    return float(sub.get("step_size", DeltaConfig.step_size))

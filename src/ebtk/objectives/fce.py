@@ -23,9 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ebtk.config import SamplerConfig
 from ebtk.errors import EbtkError
-from ebtk.objectives.base import Batch, LossOutput, Objective
+from ebtk.objectives.base import Batch, LossOutput, Objective, data_stats
 from ebtk.objectives.nce import nce_loss
 from ebtk.registry import register
 
@@ -166,14 +165,16 @@ class FCE(Objective):
     Config: ClassVar[type] = FCEConfig
     needs_energy: ClassVar[bool] = True
 
-    def __init__(self, cfg: FCEConfig, sampler: SamplerConfig, task: Any):
-        super().__init__(cfg, sampler, task)
-        dim = math.prod(task.shape)
-        try:
-            mean, cov = task.data_stats()
-            mean, cov = mean.flatten().float(), cov.float()
-        except NotImplementedError:
-            mean, cov = torch.zeros(dim), torch.eye(dim)
+    def __init__(self, cfg: FCEConfig | None = None, **inputs: Any):
+        super().__init__(cfg, **inputs)
+        cfg = self.cfg
+        stats = data_stats(inputs.get("data"))
+        if stats is None:
+            raise EbtkError("fce needs data= (training samples (N, *shape) or a (mean, cov) pair): its noise "
+                            "model's size and starting point come from the data")
+        mean, cov = stats[0].flatten().float(), stats[1].float()
+        dim = len(mean)
+        cov = cov.reshape(dim, dim)
         if cfg.noise_model == "gmm":
             self.noise = GaussianMixture(dim, cfg.components, cfg.covariance == "full", mean, cov)
         else:

@@ -5,8 +5,8 @@ G(u) = −E_θ(u) − c − log q(u) − log ν, where c is a learned log-normal
 normalised: at the optimum c = log Z_θ). Loss = −E_data log σ(G) − ν·E_noise log(1 − σ(G)).
 
 Noise choices:
-* ``gaussian``: N(μ, s·Σ) fitted to the (flattened) training data via ``task.data_stats()``, with
-  ``noise_scale`` s inflating the covariance so the noise covers the data's tails.
+* ``gaussian``: N(μ, s·Σ) fitted to the (flattened) training data (the `data` argument; without it,
+  to the first batch), with ``noise_scale`` s inflating the covariance so the noise covers the data's tails.
 * ``hyp``: for refiner batches, q(u | Ŷ) = N(u; Ŷ, σ²I) around the hypothesis. Its log-density is taken
   *without* the constant −(n/2)·log 2πσ² (n = valid elements): for a mel of 80×T elements that constant
   is in the tens of thousands, which a learned c or an energy bias could only reach after millions of
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ebtk.errors import EbtkError
-from ebtk.objectives.base import Batch, LossOutput, Objective
+from ebtk.objectives.base import Batch, LossOutput, Objective, data_stats
 from ebtk.registry import register
 
 
@@ -90,21 +90,34 @@ class NCE(Objective):
     Config: ClassVar[type] = NCEConfig
     needs_energy: ClassVar[bool] = True
 
-    def __init__(self, cfg: NCEConfig, sampler: Any, task: Any):
-        super().__init__(cfg, sampler, task)
+    def __init__(self, cfg: NCEConfig | None = None, **inputs: Any):
+        super().__init__(cfg, **inputs)
         self.c = nn.Parameter(torch.zeros(()))
         self.register_buffer("noise_mean", torch.empty(0))
         self.register_buffer("noise_chol", torch.empty(0))
-        if cfg.noise == "gaussian":
-            mean, cov = task.data_stats()
-            mean = mean.detach().double().flatten()
-            cov = cov.detach().double() * cfg.noise_scale
-            chol, info = torch.linalg.cholesky_ex(cov)
-            if int(info) != 0:  # constant dimensions (digits' corner pixels) make the covariance singular
-                jitter = 1e-6 + 1e-4 * float(cov.diagonal().mean())
-                chol = torch.linalg.cholesky(cov + jitter * torch.eye(len(mean), dtype=cov.dtype))
-            self.noise_mean = mean.float()
-            self.noise_chol = chol.float()
+        if self.cfg.noise == "gaussian":
+            stats = data_stats(inputs.get("data"))
+            if stats is not None:
+                self.fit_noise(*stats)
+
+    def fit_noise(self, mean: torch.Tensor, cov: torch.Tensor) -> None:
+        """Set q = N(mean, noise_scale·cov) (flattened); a singular covariance gets a small jitter."""
+        mean = mean.detach().double().flatten()
+        cov = cov.detach().double().reshape(len(mean), len(mean)) * self.cfg.noise_scale
+        chol, info = torch.linalg.cholesky_ex(cov)
+        if int(info) != 0:  # constant dimensions (digits' corner pixels) make the covariance singular
+            jitter = 1e-6 + 1e-4 * float(cov.diagonal().mean())
+            chol = torch.linalg.cholesky(cov + jitter * torch.eye(len(mean), dtype=cov.dtype, device=cov.device))
+        dev = self.c.device
+        self.noise_mean = mean.float().to(dev)
+        self.noise_chol = chol.float().to(dev)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # A noise fitted lazily (first batch) has no fixed size at construction: take the checkpoint's.
+        for key in ("noise_mean", "noise_chol"):
+            if prefix + key in state_dict:
+                setattr(self, key, torch.empty_like(state_dict[prefix + key], device=self.c.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- noise ------------------------------------------------------------------------------------
     def gaussian_log_q(self, u: torch.Tensor) -> torch.Tensor:
@@ -118,9 +131,13 @@ class NCE(Objective):
         """ν·B noise points u (ν·B, *shape), log q(u) (ν·B,) and log q(x_data) (B,)."""
         x, nu = batch.x, self.cfg.nu
         if self.cfg.noise == "gaussian":
+            if self.noise_mean.numel() == 0:  # no data= given: fit the first batch
+                if len(x) < 2:
+                    raise EbtkError("nce: fitting the Gaussian noise needs a batch of ≥ 2 samples, or pass data=")
+                self.fit_noise(*data_stats(x))
             if self.noise_mean.numel() != x[0].numel():
                 raise EbtkError(
-                    f"nce: data has {x[0].numel()} dims but task.data_stats() gave {self.noise_mean.numel()}"
+                    f"nce: data has {x[0].numel()} dims but the fitted noise has {self.noise_mean.numel()}"
                 )
             z = torch.randn(nu * len(x), self.noise_mean.numel(), device=x.device, dtype=x.dtype)
             u = (self.noise_mean + z @ self.noise_chol.T).reshape(nu * len(x), *x.shape[1:])

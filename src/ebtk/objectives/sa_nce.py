@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ebtk.config import SamplerConfig
 from ebtk.energy import unwrap
 from ebtk.errors import EbtkError
 from ebtk.objectives.base import Batch, LossOutput, Objective
@@ -59,10 +58,11 @@ class SANCE(Objective):
     Config: ClassVar[type] = SANCEConfig
     needs_energy: ClassVar[bool] = True
 
-    def __init__(self, cfg: SANCEConfig, sampler: SamplerConfig, task: Any):
-        super().__init__(cfg, sampler, task)
+    def __init__(self, cfg: SANCEConfig | None = None, **inputs: Any):
+        super().__init__(cfg, **inputs)
+        cfg = self.cfg
         self.c = nn.Parameter(torch.zeros(()), requires_grad=cfg.c == "learned")
-        self.chains = Chains(sampler, task, sampler.persistent, cfg.hyp_noise)
+        self.chains = Chains(self.sampler_cfg, self.init_fn, self.sampler_cfg.persistent, cfg.hyp_noise)
         self.snapshot: nn.Module | None = None
         self.register_buffer("refreshes", torch.zeros((), dtype=torch.long))
 
@@ -86,7 +86,7 @@ class SANCE(Objective):
             self.c.zero_()
         self.refreshes += 1
 
-    def after_step(self, model: nn.Module, step: int) -> None:
+    def on_step(self, model: nn.Module, step: int) -> None:
         if self.cfg.interval is not None and step % self.cfg.interval == 0:
             self.refresh(model)
 
@@ -94,8 +94,8 @@ class SANCE(Objective):
     def forward(self, model: nn.Module, batch: Batch, negatives: torch.Tensor | None = None) -> LossOutput:
         """`negatives` (ν·B, *shape) overrides the Langevin chains (tests inject exact snapshot samples)."""
         self.check_model(model)
-        if self.snapshot is None:
-            raise EbtkError("sa-nce has no snapshot yet: call objective.setup(model) before training")
+        if self.snapshot is None:  # library use: the first call takes the first snapshot
+            self.setup(model)
         nu, b = self.cfg.nu, len(batch)
         if negatives is None:
             negatives = self.chains.sample(self.snapshot, batch, nu)

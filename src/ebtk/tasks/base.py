@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ebtk.config import SamplerConfig, from_dict
+from ebtk.objectives import Objective, objective
 from ebtk.objectives.base import Batch
 
 
@@ -60,6 +61,14 @@ class Task:
         return 1.0
 
     # -- model ------------------------------------------------------------------------------------
+    def build_objective(self) -> Objective:
+        """The run's objective, built through the public `ebtk.objective` like any library user's: the
+        task only supplies its sampler settings, chain starts and (lazily) its data statistics."""
+        section = dict(self.config["objective"])
+        name = section.pop("name")
+        return objective(name, sampler=self.sampler_cfg, init=lambda n, device: self.init_noise(n, None, device),
+                         data=self.data_stats, **section)
+
     def build_model(self, objective: str) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 

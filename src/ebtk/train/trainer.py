@@ -29,9 +29,10 @@ from ebtk.config import (
 )
 from ebtk.energy import unwrap
 from ebtk.errors import EbtkError
-from ebtk.objectives.base import Objective, build_objective, objective_class
+from ebtk.io import atomic_write_text
+from ebtk.objectives import Objective, objective_class
 from ebtk.tasks.base import Task, build_task, task_class
-from ebtk.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ebtk.train.checkpoint import load_checkpoint, save_checkpoint
 from ebtk.train.distributed import DistInfo, broadcast_flag, cleanup, init_distributed
 
 CHECKPOINT = "checkpoint.pt"
@@ -134,9 +135,7 @@ class Trainer:
         if not (self.run_dir / CHECKPOINT).exists():
             self.task.init_weights(self.model)
         self.model.to(self.device)
-        self.objective: Objective = build_objective(
-            config["objective"]["name"], config["objective"], config["sampler"], self.task
-        ).to(self.device)
+        self.objective: Objective = self.task.build_objective().to(self.device)
         self.objective.check_model(self.model)
         self.objective.setup(self.model)
         self.objective.to(self.device)
@@ -431,7 +430,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[dict[str, Any], 
     state = load_checkpoint(run_dir / CHECKPOINT, map_location=device)
     task = build_task(config, run_dir)
     model = task.build_model(config["objective"]["name"]).to(device)
-    objective = build_objective(config["objective"]["name"], config["objective"], config["sampler"], task)
+    objective = task.build_objective()
     objective.to(device)
     objective.setup(model)
     if state.get("task") != config["task"]:
