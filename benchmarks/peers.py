@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from ebtk.io import atomic_write_text
 from ebtk.report.machine import cpu_model
 
 THREADS = 1
@@ -58,27 +59,6 @@ PAIRS = list(SETTINGS)
 
 
 # -- shared pieces ---------------------------------------------------------------------------------------
-class BenchTask:
-    """The least of a task that ebtk's objectives need: chain starts and data statistics.
-
-    CD chains start at the current batch (torchebm's CD-k); other inits (PCD buffer fill and restarts)
-    are N(0, I), as in ebmkit.
-    """
-
-    def __init__(self, dim: int):
-        self.shape = (dim,)
-        self.current: torch.Tensor | None = None
-
-    def init_noise(self, n: int, gen: torch.Generator | None = None, device: object = "cpu") -> torch.Tensor:
-        if self.current is not None and n == len(self.current):
-            return self.current.detach().clone()
-        return torch.randn((n, *self.shape), generator=gen).to(device)
-
-    def data_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        d = self.shape[0]
-        return torch.zeros(d), torch.eye(d)
-
-
 def make_net(dim: int, seed: int = 0) -> torch.nn.Module:
     from ebtk.nets.mlp import MLPEnergy
 
@@ -95,35 +75,38 @@ class Setup:
 
 
 def ebtk_setup(obj: str, dim: int, net: torch.nn.Module) -> Setup:
-    from ebtk.config import SamplerConfig
-    from ebtk.objectives.base import Batch
-    from ebtk.objectives.cd import CD, PCD, CDConfig
-    from ebtk.objectives.dsm import DSM, DSMConfig
-    from ebtk.objectives.nce import NCE, NCEConfig
-    from ebtk.objectives.ssm import SSM, SSMConfig
+    """ebtk's step through its public library API (`ebtk.objective`), as a user would write it.
 
-    task = BenchTask(dim)
-    sampler = SamplerConfig(steps=K_STEPS, step_size=STEP_SIZE, buffer_size=BUFFER, reinit=REINIT)
-    if obj in ("cd", "pcd"):
-        loss_fn = (CD if obj == "cd" else PCD)(CDConfig(alpha=ALPHA), sampler, task)
-    elif obj == "ssm":
-        loss_fn = SSM(SSMConfig(n_projections=1, projection="rademacher"), sampler, task)
-    elif obj == "ssm-vr":
-        loss_fn = SSM(SSMConfig(n_projections=1, projection="gaussian", variance_reduced=True), sampler, task)
-    elif obj == "dsm":
-        loss_fn = DSM(DSMConfig(sigmas=[SIGMA]), sampler, task)
-    elif obj == "nce":
-        loss_fn = NCE(NCEConfig(nu=1), sampler, task)
-    else:
-        raise ValueError(obj)
+    CD chains start at the current batch (torchebm's CD-k); other inits (PCD buffer fill and restarts) are
+    N(0, I), as in ebmkit. NCE's noise is N(0, I), given as data=(mean, cov)."""
+    import ebtk
+
+    current: list[torch.Tensor] = []
+
+    def init(n: int, device: torch.device) -> torch.Tensor:
+        if obj == "cd" and current and n == len(current[0]):
+            return current[0].detach().clone()
+        return torch.randn(n, dim, device=device)
+
+    sampler = {"steps": K_STEPS, "step_size": STEP_SIZE, "buffer_size": BUFFER, "reinit": REINIT}
+    options: dict[str, object] = {
+        "cd": {"alpha": ALPHA}, "pcd": {"alpha": ALPHA},
+        "ssm": {"n_projections": 1, "projection": "rademacher"},
+        "ssm-vr": {"n_projections": 1, "projection": "gaussian", "variance_reduced": True},
+        "dsm": {"sigmas": [SIGMA]}, "nce": {"nu": 1},
+    }[obj]
+    name = "ssm" if obj == "ssm-vr" else obj
+    data = (torch.zeros(dim), torch.eye(dim)) if obj == "nce" else None
+    loss_fn = ebtk.objective(name, sampler=sampler, init=init, data=data, **options)
     opt = torch.optim.Adam([*net.parameters(), *loss_fn.parameters()], lr=LR)
 
     def step(x: torch.Tensor) -> None:
-        task.current = x if obj == "cd" else None
-        out = loss_fn(net, Batch(x=x))
+        current[:] = [x]
+        out = loss_fn(net, x)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
+        loss_fn.after_step(net)
 
     return Setup(step, net)
 
@@ -386,25 +369,25 @@ def main(argv: list[str] | None = None) -> None:
                  "after warm-up, ebtk and peer interleaved (A B B A …), timed by process CPU time "
                  "(`time.process_time`, robust to the time-slicing of a shared machine).", "",
                  speed_table(rows)]
-        (Path(a.out) if a.quick else speed_file).write_text("\n".join(speed) + "\n")
+        atomic_write_text(Path(a.out) if a.quick else speed_file, "\n".join(speed) + "\n")
         if a.quick:
             print(f"wrote {a.out}")
             return
     if a.part in ("all", "memory") and not a.no_mem:
-        memory_file.write_text(memory_table(64, 4096) + "\n")
+        atomic_write_text(memory_file, memory_table(64, 4096) + "\n")
     if a.part in ("all", "quality"):
         quality = [f"## Quality: 8-gaussians, {a.quality_steps} steps, batch 256, {a.seeds} seeds", "",
                    "Test NLL (nats, lower is better; mean ± std over seeds) by ebtk's exact grid normaliser "
                    "([−4.5, 4.5]², 180² cells) on the toy2d test sample (5000 points).", "",
                    quality_table(a.quality_steps, 256, list(range(a.seeds)))]
-        quality_file.write_text("\n".join(quality) + "\n")
+        atomic_write_text(quality_file, "\n".join(quality) + "\n")
     text = [f"# ebtk vs torchebm {_version('torchebm')} and ebmkit {_version('ebmkit')}", "",
             "Generated by `python benchmarks/peers.py`; the notes at the end are hand-written "
             f"(`{out.with_suffix('.notes.md').name}`).", ""]
     for f in (speed_file, memory_file, quality_file, out.with_suffix(".notes.md")):
         if f.exists():
             text += [f.read_text(), ""]
-    out.write_text("\n".join(text))
+    atomic_write_text(out, "\n".join(text))
     print(f"wrote {out}")
 
 
