@@ -26,7 +26,8 @@ def test_readme_library_snippet_runs_and_trains():
     samples, loss_fn = scope["samples"], scope["loss_fn"]
     assert samples.shape == (256, 2) and bool(samples.isfinite().all())
     n_batches = len(scope["my_loader"])
-    assert int(loss_fn.steps_seen) == n_batches and int(loss_fn.refreshes) == n_batches // 5  # snapshot refreshed after steps 5, 10, …
+    # the snapshot is refreshed after steps 5, 10, …
+    assert int(loss_fn.steps_seen) == n_batches and int(loss_fn.refreshes) == n_batches // 5
 
 
 def test_sa_nce_example_fits_the_users_data():
