@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ebtk.io import atomic_write_text
 from ebtk.report.machine import cpu_model, load_average
 
 CASES = [  # (label, task, objective, overrides)
@@ -74,7 +75,7 @@ def main() -> None:
                      f"{t['1x1'] / t['Nx1']:.2f}× | {t['1xN'] / t['Nx1']:.2f}× |")
     lines.append("")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text("\n".join(lines))
+    atomic_write_text(a.out, "\n".join(lines))
     print("\n".join(lines))
 
 

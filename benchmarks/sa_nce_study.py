@@ -16,6 +16,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from ebtk.io import atomic_write_text
+from ebtk.report.plots import save_figure
+
 K_VALUES: list[int | None] = [1, 2, 5, 20, 100, None]  # None = never refresh (K = ∞)
 BASELINES = ["nce", "fce", "cd", "pcd", "ssm", "dsm"]
 REF_K = 100  # SA-NCE's default interval: the wall-clock budget the cheap baselines are matched to
@@ -168,11 +171,11 @@ def report(root: Path, datasets: list[str], ks: list[int | None], seeds: int) ->
             ax.grid(alpha=0.3)
     fig.tight_layout()
     png = root / "ksweep.png"
-    fig.savefig(png, dpi=110)
+    save_figure(fig, png, dpi=110)
     plt.close(fig)
     lines += [f"![metric vs K]({png.name})", ""]
     md = root / "ksweep.md"
-    md.write_text("\n".join(lines))
+    atomic_write_text(md, "\n".join(lines))
     return md
 
 

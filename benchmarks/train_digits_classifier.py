@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ebtk.io import atomic_path
 from ebtk.metrics.frechet import SHIPPED, digits_split, train_classifier
 
 
@@ -26,8 +27,8 @@ def main() -> None:
     with torch.no_grad():
         acc = (net(xte).argmax(1) == yte).float().mean().item()
     print(f"held-out accuracy: {acc:.4f} on {len(yte)} digits")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), args.out)
+    with atomic_path(args.out) as tmp:
+        torch.save(net.state_dict(), tmp)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from ebtk.io import atomic_write_text
 from ebtk.report.machine import cpu_model, load_average
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tts_speed.md"
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(md) + "\n"
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        atomic_write_text(args.out, text)
         print(f"wrote {args.out}")
     return 0
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from ebtk.io import atomic_write_text
+
 REFINERS: dict[str, tuple[str, list[str]]] = {  # run name -> (objective, extra overrides)
     "delta": ("delta", ["model.kind=score"]),
     "ssm": ("ssm", ["model.kind=score"]),
@@ -171,12 +173,12 @@ def main() -> None:
             "",
         ]
     )
-    (out / "tts_study.md").write_text(md)
+    atomic_write_text(out / "tts_study.md", md)
     print(md)
     if a.results:
         res = Path(a.results)
         (res / "wavs").mkdir(parents=True, exist_ok=True)
-        (res / "paper.md").write_text(md)
+        atomic_write_text(res / "paper.md", md)
         _copy_wavs(out, names, res / "wavs")
 
 

@@ -207,6 +207,6 @@ class RunSpec:
 
 
 def save_yaml(data: dict[str, Any], path: Path) -> None:
-    from ebtk.train.checkpoint import atomic_write_text
+    from ebtk.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ebtk.errors import EbtkError
+from ebtk.io import atomic_path
 
 FEATURE_DIM = 64
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "digits_classifier.pt"
@@ -134,11 +135,8 @@ def load_classifier() -> DigitClassifier:
     else:
         with _one_thread():
             net = train_classifier()
-        cache = _cache_path()
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save(net.state_dict(), tmp)
-        os.replace(tmp, cache)
+        with atomic_path(_cache_path()) as tmp:
+            torch.save(net.state_dict(), tmp)
     for p in net.parameters():
         p.requires_grad_(False)
     _MODEL = net.eval()

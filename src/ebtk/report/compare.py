@@ -116,7 +116,7 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> str:
     header, rows, _ = summarise(runs)
     table = markdown_table(header, rows)
     if out is not None:
-        from ebtk.train.checkpoint import atomic_write_text
+        from ebtk.io import atomic_write_text
 
         if out.suffix == ".md":
             atomic_write_text(out, table + "\n")

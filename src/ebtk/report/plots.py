@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ebtk.io import atomic_path
+
 ArrayLike = Any  # numpy array or torch tensor
 
 
@@ -33,8 +35,17 @@ def _figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, path: str | Path) -> Path:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, bbox_inches="tight")
+    save_figure(fig, p, bbox_inches="tight")
+    return p
+
+
+def save_figure(fig: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
+    """`fig.savefig` through `ebtk.io.atomic_path`: no torn PNG on a crash, and the normal file mode
+    (savefig's own open() would give that too, but not atomically). The temp name keeps the extension,
+    so matplotlib still picks the format from it."""
+    p = Path(path)
+    with atomic_path(p, suffix=p.suffix or ".png") as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
     return p
 
 
