@@ -20,3 +20,12 @@ def test_tiny_demo_writes_report_with_all_sections(tmp_path: Path, monkeypatch, 
     audios = re.findall(r'<audio [^>]*src="data:audio/', html)
     assert len(audios) >= 3  # reference / hypothesis / refined
     assert "mcd_refined" in html and "dnsmos_refined" in html
+    # tables are HTML tables, never markdown pipes: the TTS eval table included
+    assert not [line for line in html.splitlines() if "|---" in line]
+    tts = html[html.index('id="tts"') : html.index('id="timing"')]
+    assert "<th>system</th>" in tts and tts.count("<table>") >= 4  # 2 refiners × (metrics, eval table)
+    # one progress line per part, with its elapsed time; no bars off a terminal
+    captured = capsys.readouterr()
+    for i, part in enumerate(("toy2d", "ksweep", "digits", "tts"), 1):
+        assert re.search(rf"^\[demo {i}/4\] {part}: .+ … done in \d+ s$", captured.out, re.M), captured.out
+    assert "it/s" not in captured.err and "utt/s" not in captured.err

@@ -77,3 +77,17 @@ def test_report_media_load_in_headless_chromium(tmp_path: Path):
     assert len(imgs) == 1 and len(audios) == 1, dom[:500]
     for tag in imgs + audios:
         assert 'data-ok="1"' in tag, tag[:200]
+
+
+def test_markdown_tables_become_html_tables():
+    from ebtk.report.html import markdown_to_html
+
+    md = "| system | steps |\n|---|---|\n| hypothesis | 0 |\n| refined | 2 |\n\n"
+    md += "Means over 3 test utterances;\nlower is better.\n"
+    out = markdown_to_html(md)
+    assert "|" not in out
+    assert out.count("<tr>") == 3 and "<th>system</th>" in out and "<td>refined</td><td>2</td>" in out
+    assert "<p>Means over 3 test utterances; lower is better.</p>" in out
+    rep = Report("t")
+    rep.markdown("a | b\n:--|--:\n1 | <x>\n")  # no outer pipes, aligned separator, escaped cell
+    assert "<td>&lt;x&gt;</td>" in rep.render()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import html
 import mimetypes
+import re
 from pathlib import Path
 
-from ebtk.train.checkpoint import atomic_write_text
+from ebtk.io import atomic_write_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
@@ -37,6 +38,58 @@ window.addEventListener('load', () => {
 </script>"""
 
 
+_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+
+
+def table_html(header: list[object], rows: list[list[object]], caption: str | None = None) -> str:
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cells(line: str) -> list[str]:
+    s = line.strip()
+    s = s[1:] if s.startswith("|") else s
+    s = s[:-1] if s.endswith("|") and not s.endswith("\\|") else s
+    return [c.strip().replace("\\|", "|") for c in _CELL_SPLIT.split(s)]
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown pipe tables become <table>s and other runs of lines become <p>s, so markdown that ebtk
+    writes for humans (eval_table.md, compare tables) never shows up in a report as raw pipes."""
+    lines = text.splitlines()
+    out: list[str] = []
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            out.append(f"<p>{html.escape(' '.join(para))}</p>")
+            para.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if "|" in line and i + 1 < len(lines) and _SEPARATOR.match(lines[i + 1]):
+            flush()
+            header = _cells(line)
+            i += 2
+            rows = []
+            while i < len(lines) and "|" in lines[i]:
+                rows.append(_cells(lines[i]))
+                i += 1
+            out.append(table_html(header, rows))
+            continue
+        if line.strip():
+            para.append(line.strip())
+        else:
+            flush()
+        i += 1
+    flush()
+    return "\n".join(out)
+
+
 def data_uri(path: Path) -> str:
     mime = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode()}"
@@ -60,10 +113,11 @@ class Report:
         self.parts.append(fragment)
 
     def table(self, header: list[str], rows: list[list[object]], caption: str | None = None) -> None:
-        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-        self.parts.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        self.parts.append(table_html(header, rows, caption))
+
+    def markdown(self, text: str) -> None:
+        """Markdown with pipe tables (e.g. a run's eval_table.md), rendered as HTML tables and paragraphs."""
+        self.parts.append(markdown_to_html(text))
 
     def image(self, path: Path, caption: str = "") -> None:
         if not Path(path).is_file():
