@@ -131,9 +131,17 @@ BAD = {
     "K=0": (["train", "toy2d", "--objective", "sa-nce", "objective.interval=0"], "interval must be ≥ 1, or 'never'"),
     "score model to energy objective": (
         ["train", "toy2d", "--objective", "cd", "model.kind=score"],
-        "needs a scalar energy model",
+        "another config: model.kind ('energy' → 'score')",
     ),
     "another task's run dir": (["train", "toy2d", "--objective", "nce"], "holds a run of task"),
+    "changed config on resume": (
+        ["train", "toy2d", "--objective", "cd", "--steps", "3", *TINY[:-1], "data.name=checkerboard"],
+        "another config: data.name ('8gaussians' → 'checkerboard')",
+    ),
+    "changed lr and seed on resume": (
+        ["train", "toy2d", "--objective", "cd", "--seed", "5", *TINY[:-1], "train.lr=0.01"],
+        "train.lr (0.003 → 0.01), train.seed (0 → 5)",
+    ),
 }
 
 
@@ -147,6 +155,30 @@ def test_bad_input_one_line_error_and_run_dir_untouched(run_cli, existing_run: P
     assert len(lines) == 1 and lines[0].startswith("error:"), err
     assert needle in lines[0]
     assert _snapshot(existing_run) == before
+
+
+def test_resume_extends_steps_and_changes_eval_settings_then_restart_starts_over(run_cli, existing_run: Path,
+                                                                                  tmp_path: Path):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(existing_run, d)
+    tiny = [a for a in TINY if not a.startswith("eval.grid")]
+    code, _, err = run_cli("train", "toy2d", "--objective", "cd", "--steps", "4", "--out", d, *tiny, "eval.grid=30")
+    assert code == 0, err  # more steps and another evaluation grid: a resume, from step 2
+    assert json.loads((d / "metrics.json").read_text())["steps"] == 4
+    code, _, err = run_cli("train", "toy2d", "--objective", "cd", "--steps", "3", "--out", d, *TINY,
+                           "data.name=checkerboard", "--restart")
+    assert code == 0, err
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["steps"] == 3 and m["data"] == "checkerboard"
+    assert torch.load(d / "checkpoint.pt", weights_only=True)["config"]["data"]["name"] == "checkerboard"
+
+
+def test_score_model_for_an_energy_objective_is_refused(run_cli, tmp_path: Path):
+    code, _, err = run_cli("train", "toy2d", "--objective", "cd", "model.kind=score", "--out", tmp_path / "r", *TINY)
+    assert code == 2 and err.startswith("error:") and "needs a scalar energy model" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_malformed_yaml_config(run_cli, tmp_path: Path):

@@ -20,7 +20,8 @@ def _train(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     out = args.out or f"runs/{args.task}-{args.objective}"
-    metrics = train(args.task, args.objective, out, args.config, overrides, progress=not args.quiet)
+    metrics = train(args.task, args.objective, out, args.config, overrides, progress=not args.quiet,
+                    restart=args.restart)
     if metrics:
         print(json.dumps(metrics, indent=2))
     return 0
@@ -103,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--device", choices=["cpu", "cuda"])
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--restart", action="store_true",
+                   help="discard the run dir's checkpoint, metrics and logs and start over (else a run dir whose "
+                        "checkpoint has another config is refused)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     t.set_defaults(func=_train)
 

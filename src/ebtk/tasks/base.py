@@ -29,6 +29,7 @@ class Task:
     default_objective_overrides: ClassVar[dict[str, dict[str, Any]]] = {}
     default_train: ClassVar[dict[str, Any]] = {}
     default_sampler: ClassVar[dict[str, Any]] = {}
+    resume_free: ClassVar[tuple[str, ...]] = ("eval",)  # config sections a resumed run may change (eval only)
     shape: tuple[int, ...] = ()
 
     def __init__(self, config: dict[str, Any], run_dir: Path | None = None):

@@ -394,14 +394,68 @@ def run_kind(run_dir: str | Path) -> tuple[Any, Any] | None:
     return old.get("task"), obj.get("name") if isinstance(obj, dict) else None
 
 
-def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to train into a run dir that holds a different task/objective (nothing is touched)."""
+RESUME_FREE = ("train.steps", "train.log_every", "train.ckpt_every", "train.eval_every", "train.threads",
+               "train.device")
+"""Keys a resumed run may change: the length of the run, logging/checkpoint cadence and where it runs. A
+task adds its evaluation-only sections (`Task.resume_free`). Everything else must equal the checkpoint's."""
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], free: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs, less the `free` keys/sections."""
+    a, b = _flatten(old), _flatten(new)
+    free_all = RESUME_FREE + tuple(free)
+
+    def is_free(key: str) -> bool:
+        return any(key == f or key.startswith(f + ".") for f in free_all)
+
+    return sorted(k for k in set(a) | set(b) if not is_free(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
+
+
+RUN_FILES = (CHECKPOINT, "config.yaml", "metrics.json", "tb")
+
+
+def check_run_dir(run_dir: Path, config: dict[str, Any], restart: bool = False) -> None:
+    """Refuse to train into a run dir whose run differs from `config`; nothing in it is touched.
+
+    The checkpoint's config is the reference (config.yaml when no checkpoint exists yet): a different
+    task/objective, or any changed key outside `RESUME_FREE` and the task's evaluation-only sections, is an
+    EbtkError naming the keys. `restart=True` removes the run's files (`RUN_FILES`) instead, to start over.
+    """
+    run_dir = Path(run_dir)
+    if restart:
+        import shutil
+
+        for name in RUN_FILES:
+            p = run_dir / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        return
+    hint = "; hint: add --restart to start over in it, or choose another --out"
     kind = run_kind(run_dir)
     if kind is not None and kind != (config["task"], config["objective"]["name"]):
-        raise EbtkError(
-            f"{run_dir} holds a run of task {kind[0]!r} / objective {kind[1]!r}; "
-            "choose another --out to start a new run"
-        )
+        raise EbtkError(f"{run_dir} holds a run of task {kind[0]!r} / objective {kind[1]!r}{hint}")
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.exists():
+        return
+    old = load_checkpoint(ckpt).get("config")
+    if not isinstance(old, dict):
+        raise EbtkError(f"checkpoint {ckpt} holds no config to check a resume against{hint}")
+    changed = config_changes(old, config, tuple(task_class(config["task"]).resume_free))
+    if changed:
+        flat_old, flat_new = _flatten(old), _flatten(config)
+        shown = ", ".join(f"{k} ({flat_old.get(k, '<unset>')!r} → {flat_new.get(k, '<unset>')!r})"
+                          for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise EbtkError(f"{run_dir} holds a run with another config: {shown}{more}; only train.steps and the "
+                        f"evaluation settings may change on resume{hint}")
 
 
 def train(
@@ -411,10 +465,14 @@ def train(
     config_file: str | None = None,
     overrides: list[str] | None = None,
     progress: bool = True,
+    restart: bool = False,
 ) -> dict[str, Any]:
-    """Python API of `ebtk train`: resolve the config, then train (or resume) into `out`."""
+    """Python API of `ebtk train`: resolve the config, check the run dir, then train (or resume) into `out`.
+
+    Re-running into a run dir resumes it only when the config equals its checkpoint's (see
+    `check_run_dir`); `restart=True` starts over."""
     cfg = resolve_config(task, objective, config_file, overrides)
-    check_run_dir(Path(out), cfg)
+    check_run_dir(Path(out), cfg, restart=restart)
     return Trainer(cfg, out, progress=progress).fit()
 
 
