@@ -10,7 +10,7 @@ Peak memory: the growth of the process's max RSS (``resource.getrusage``) over t
 fresh subprocess per (library, case), measured after the model, optimiser and data exist.
 
 Quality: each library's CD, PCD and SSM trains on 8-gaussians (``ebtk.tasks.toy2d``) for the same steps
-and batches; every trained energy is scored by ebtk's exact grid normaliser (``ebtk.metrics.density``).
+and batches; every trained energy is scored by ebtk's exact normaliser over the plane (``ebtk.metrics.density``).
 
     python benchmarks/peers.py            # full tables -> benchmarks/results/peers.md
     python benchmarks/peers.py --quick    # one small case per objective, no memory / quality
@@ -248,8 +248,9 @@ def mem_subprocess(lib: str, obj: str, dim: int, batch: int) -> float:
 
 # -- quality on 8-gaussians -------------------------------------------------------------------------------
 def train_quality(lib: str, obj: str, steps: int, batch: int, seed: int) -> float:
-    """Test NLL (nats) of `lib`'s `obj` after `steps` steps on 8-gaussians, by ebtk's grid normaliser."""
-    from ebtk.metrics.density import grid_log_normalizer, nll
+    """Test NLL (nats) of `lib`'s `obj` after `steps` steps on 8-gaussians, by ebtk's exact normaliser
+    (Z over the plane: a flat CD/PCD energy has mass outside the data box)."""
+    from ebtk.metrics.density import nll, normalize
     from ebtk.tasks.toy2d import EightGaussians
 
     net = make_net(2, seed)
@@ -260,8 +261,7 @@ def train_quality(lib: str, obj: str, steps: int, batch: int, seed: int) -> floa
         s.step(ds.sample(gen, batch))
     test = ds.sample(torch.Generator().manual_seed(1_000_003), 5000)
     net.eval()
-    log_z, _, _ = grid_log_normalizer(net, -4.5, 4.5, 180)
-    return nll(net, test, log_z)
+    return nll(net, test, normalize(net, -4.5, 4.5, 180).log_z)
 
 
 def true_nll() -> float:

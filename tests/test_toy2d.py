@@ -124,15 +124,50 @@ class TrueEnergy(EnergyModel):
         return (-self.ds.log_prob(x)).float() + 0 * self.dummy
 
 
+def _eight_gaussians() -> tuple[torch.distributions.Distribution, torch.distributions.Normal]:
+    """FFJORD's 8 Gaussians written out independently of `EightGaussians`: (the mixture, its components)."""
+    r, s = 2 * math.sqrt(2), 0.5 / math.sqrt(2)
+    centres = torch.tensor([[r, 0], [2, 2], [0, r], [-2, 2], [-r, 0], [-2, -2], [0, -r], [2, -2]], dtype=torch.float64)
+    comp = torch.distributions.Normal(centres, s)
+    mix = torch.distributions.Categorical(torch.ones(8, dtype=torch.float64))
+    return torch.distributions.MixtureSameFamily(mix, torch.distributions.Independent(comp, 1)), comp
+
+
 def test_evaluate_perfect_model_reaches_true_nll():
     t = _task(eval__grid=180, sampler__step_size=0.005, eval__sample_steps=300)
     m = t.evaluate(TrueEnergy(t.dataset), None, None)
-    assert set(m) == {"nll", "true_nll", "kl", "mmd"}
-    assert m["true_nll"] == pytest.approx(float(-t.dataset.log_prob(t.test_data()).mean()))
+    assert set(m) == {"nll", "true_nll", "kl", "mass_outside", "mmd"}
+    mixture, comp = _eight_gaussians()
+    # observed 1.3e-15
+    assert m["true_nll"] == pytest.approx(float(-mixture.log_prob(t.test_data().double()).mean()), abs=5e-15)
     assert m["nll"] == pytest.approx(m["true_nll"], abs=1e-4)
+    # the mixture's mass beyond [−4.5, 4.5]²: 1 − mean over components of Π_d P(lo < x_d < hi)
+    inside = (comp.cdf(torch.tensor(HI, dtype=torch.float64)) - comp.cdf(torch.tensor(LO, dtype=torch.float64)))
+    assert m["mass_outside"] == pytest.approx(1 - float(inside.prod(1).mean()), rel=1.5e-5)  # observed 4e-6
     assert abs(m["kl"]) < 1e-4
     # Langevin on the exact energy samples the data: MMD as small as between two data samples
     assert m["mmd"] < 0.01
+
+
+class WideGaussian(EnergyModel):
+    """E(x) = ‖x‖² / (2·3²): a quarter of its mass lies outside the data box."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, cond=None):
+        return x.square().sum(1) / 18 + 0 * self.dummy
+
+
+def test_evaluate_counts_the_mass_outside_the_box():
+    t = _task(data__n_test=2000)
+    m = t.evaluate(WideGaussian(), None, None)
+    x = t.test_data().double()
+    inside = (0.5 * (math.erf(HI / (3 * math.sqrt(2))) - math.erf(LO / (3 * math.sqrt(2))))) ** 2  # P(box)
+    # closed forms; observed errors 4.6e-6 and 3.5e-5 (grid 90). The box-only Z was 0.29 nats too low.
+    assert m["mass_outside"] == pytest.approx(1 - inside, abs=1.5e-5)
+    assert m["nll"] == pytest.approx(float(x.square().sum(1).mean()) / 18 + math.log(2 * math.pi * 9), abs=1e-4)
 
 
 def test_evaluate_tiny_untrained_models(tmp_path: Path):
@@ -143,7 +178,8 @@ def test_evaluate_tiny_untrained_models(tmp_path: Path):
     state = torch.get_rng_state()
     m1 = t.evaluate(model, None, tmp_path)
     assert torch.equal(torch.get_rng_state(), state)  # evaluation leaves the training RNG alone
-    assert set(m1) == {"nll", "true_nll", "kl", "mmd"} and all(math.isfinite(v) for v in m1.values())
+    assert set(m1) == {"nll", "true_nll", "kl", "mass_outside", "mmd"}
+    assert all(math.isfinite(v) for v in m1.values()) and 0 < m1["mass_outside"] < 1
     assert m1["nll"] > m1["true_nll"] and m1["kl"] > 0
     assert t.evaluate(model, None, tmp_path) == m1  # deterministic
     # a score model has no density: only the sample metric

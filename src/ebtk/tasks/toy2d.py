@@ -13,9 +13,10 @@ Datasets (all inside about [−4, 4]², each with an exact `log_prob`):
   [−0.8, 2.2], plus isotropic noise (std 0.2). A variant of FFJORD's pinwheel whose density is again a 1-D
   integral over the arm (same quadrature).
 
-Evaluation normalises the model on a grid (`ebtk.metrics.density`): test NLL, KL(data‖model) on the
-grid, the data's own NLL (`true_nll`, the floor a perfect model reaches) and the MMD of Langevin
-samples against the test set.
+Evaluation normalises the model over the plane (`ebtk.metrics.density`: a grid on the data box plus
+rings and a tail beyond it): test NLL, KL(data‖model) on the box's grid, the model's mass outside the box
+(`mass_outside`), the data's own NLL (`true_nll`, the floor a perfect model reaches) and the MMD of
+Langevin samples against the test set.
 """
 
 from __future__ import annotations
@@ -275,7 +276,8 @@ class Toy2dModel:
 
 @dataclass
 class Toy2dEval:
-    """Normalising grid: `grid`×`grid` cells over [lo, hi]²; n_samples: Langevin samples for the MMD.
+    """Data box: `grid`×`grid` cells over [lo, hi]² (the model's mass beyond it is counted too, by
+    `ebtk.metrics.density.normalize`); n_samples: Langevin samples for the MMD.
 
     Evaluation samples run `sample_steps` Langevin steps (sampler.step_size) from the init noise: training
     chains are persistent by default, so a fresh chain of only `sampler.steps` would not show the model.
@@ -415,10 +417,11 @@ class Toy2d(Task):
     def evaluate(
         self, model: nn.Module, objective: nn.Module | None = None, run_dir: Path | None = None
     ) -> dict[str, float]:
-        """{nll, true_nll, kl, mmd} for an energy model; {mmd} alone for a score model, whose density
-        (hence nll and kl) is not defined. nll/kl use the grid normaliser; mmd compares `eval.n_samples`
-        Langevin samples (the `sampler` section) with the test set."""
-        from ebtk.metrics.density import cell_area, grid_log_normalizer, kl_grid, nll
+        """{nll, true_nll, kl, mass_outside, mmd} for an energy model; {mmd} alone for a score model, whose
+        density (hence nll and kl) is not defined. nll/kl use Z over the plane, not just the box (an energy
+        flat away from the data has mass out there); mass_outside is the model's mass fraction outside the
+        box; mmd compares `eval.n_samples` Langevin samples (the `sampler` section) with the test set."""
+        from ebtk.metrics.density import cell_area, kl_grid, nll, normalize
         from ebtk.metrics.mmd import mmd2
 
         net = unwrap(model)
@@ -430,10 +433,11 @@ class Toy2d(Task):
             out: dict[str, float] = {}
             if is_energy(net):
                 e = self.eval_cfg
-                log_z, _, logp_model = grid_log_normalizer(net, e.lo, e.hi, e.grid)
-                out["nll"] = nll(net, x_test, log_z)
+                z = normalize(net, e.lo, e.hi, e.grid)
+                out["nll"] = nll(net, x_test, z.log_z)
                 out["true_nll"] = float(-self.dataset.log_prob(x_test).mean())
-                out["kl"] = kl_grid(self.data_logp_grid().to(dev), logp_model, cell_area(e.lo, e.hi, e.grid))
+                out["kl"] = kl_grid(self.data_logp_grid().to(dev), z.logp, cell_area(e.lo, e.hi, e.grid))
+                out["mass_outside"] = z.mass_outside
             n = min(self.eval_cfg.n_samples, x_test.shape[0])
             samples = self._samples(net, n)
             out["mmd"] = mmd2(samples, x_test[:n]) if torch.isfinite(samples).all() else math.nan
@@ -444,12 +448,11 @@ class Toy2d(Task):
     # -- plots --------------------------------------------------------------------------------------
     def _field(self, net: nn.Module) -> tuple[torch.Tensor, str]:
         """What the left panel shows: exp(−E)/Z for an energy model, |s(x)| for a score model."""
-        from ebtk.metrics.density import grid_log_normalizer, grid_points
+        from ebtk.metrics.density import grid_points, normalize
 
         e = self.eval_cfg
         if is_energy(net):
-            _, _, logp = grid_log_normalizer(net, e.lo, e.hi, e.grid)
-            return logp.exp(), "model density exp(−E)/Z"
+            return normalize(net, e.lo, e.hi, e.grid).logp.exp(), "model density exp(−E)/Z"
         pts = grid_points(e.lo, e.hi, e.grid, next(net.parameters()).device).reshape(-1, 2)
         s = torch.cat([score_of(net, p).detach() for p in pts.split(16384)])
         return s.norm(dim=1).reshape(e.grid, e.grid), "score magnitude |s(x)|"
