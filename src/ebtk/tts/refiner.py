@@ -1,6 +1,6 @@
 """EBM refiners: a 1-D U-Net over frames that turns a hypothesis mel Ŷ into a score field s(Y | Ŷ).
 
-Inference is k first-order steps Y ← Y + η·s(Y), starting at Y = Ŷ (`refine`). Two variants:
+Inference is k first-order steps Y ← Y + η·s(Y), starting at Y = Ŷ (`refine`, on `ebtk.sampling.Descent`). Two variants:
 
 * `ScoreRefiner` (a `ScoreModel`): the U-Net outputs the score directly (80 channels per frame).
 * `EnergyRefiner` (an `EnergyModel`): a scalar energy per utterance,
@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ebtk.energy import EnergyModel, ScoreModel, score_of
+from ebtk.energy import EnergyModel, ScoreModel
 from ebtk.errors import EbtkError
 from ebtk.nets.unet1d import UNet1d
-
-N_MELS = 80
+from ebtk.sampling.descent import Descent
+from ebtk.tts.audio import N_MELS
 
 
 class _RefinerBody(nn.Module):
@@ -71,6 +71,12 @@ class _Refiner(nn.Module):
         super().__init__()
         self.body = _RefinerBody(channels, mults, text_cond, mel_mean, mel_std)
 
+    @torch.no_grad()
+    def set_mel_stats(self, mean: float, std: float) -> None:
+        """Set the normalisation (a fresh run's data statistics); saved with the weights from then on."""
+        self.body.mel_mean.fill_(float(mean))
+        self.body.mel_std.fill_(float(std))
+
 
 class ScoreRefiner(_Refiner, ScoreModel):
     """Direct score network: s(x | cond) = std · U-Net(...) on valid frames (0 on padding)."""
@@ -99,26 +105,14 @@ def build_refiner(kind: str, **kw: Any) -> nn.Module:
 
 def refine(model: nn.Module, hyp: torch.Tensor, steps: int, step_size: float, cond: dict | None = None,
            record: tuple[int, ...] = ()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-    """k first-order steps Y ← Y + η·s(Y | cond) from Y = Ŷ (noise-free descent on the energy).
+    """k first-order steps Y ← Y + η·s(Y | cond) from Y = Ŷ: `ebtk.sampling.Descent` with the refiner's cond.
 
     shape: hyp (B, 80, T) -> (refined (B, 80, T), {k: Y after k steps for k in `record`}). `cond` defaults
-    to {"hyp": hyp}; the mask (if any) keeps padded frames fixed. Evaluating several step counts in one
+    to {"hyp": hyp}; its mask (if any) keeps padded frames fixed. Evaluating several step counts in one
     chain (`record`) costs max(steps) score evaluations instead of their sum.
     """
     if steps < 0:
         raise EbtkError(f"refine steps must be ≥ 0, got {steps}")
     cond = dict(cond or {})
     cond.setdefault("hyp", hyp)
-    mask = cond.get("mask")
-    y = hyp.detach()
-    seen: dict[int, torch.Tensor] = {}
-    if 0 in record:
-        seen[0] = y
-    for k in range(1, steps + 1):
-        s = score_of(model, y, cond).detach()
-        if mask is not None:
-            s = s * mask
-        y = y + step_size * s
-        if k in record:
-            seen[k] = y
-    return y, seen
+    return Descent(steps, step_size, mask=cond.get("mask")).trajectory(model, hyp, cond, record)
