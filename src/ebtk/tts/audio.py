@@ -16,7 +16,6 @@ Two details differ between HiFi-GAN implementations; we choose:
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from ebtk.errors import EbtkError
+from ebtk.io import atomic_path
 
 SAMPLE_RATE = 22050
 N_FFT = 1024
@@ -80,23 +80,14 @@ def load_wav(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def save_wav(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sr: int = SAMPLE_RATE) -> None:
-    """Write 16-bit PCM mono atomically (temp file + os.replace), so readers never see a half-written file."""
+    """Write 16-bit PCM mono atomically (ebtk.io), so readers never see a half-written file."""
     import soundfile as sf
 
     if isinstance(wav, torch.Tensor):
         wav = wav.detach().cpu().float().numpy()
     wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.wav") as tmp:
         sf.write(tmp, wav, sr, subtype="PCM_16", format="WAV")
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 _CACHE: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -46,11 +45,10 @@ def _evaluate_audio(args: argparse.Namespace) -> int:
         print(f"{name:<{name_w}}  " + "  ".join(f"{m[k]:>15.4f}" for k in keys))
     print(f"{'mean (' + str(res['n']) + ')':<{name_w}}  " + "  ".join(f"{res[k]:>15.4f}" for k in keys))
     if args.out:
+        from ebtk.io import atomic_write_text
+
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(res, indent=2) + "\n")
-        os.replace(tmp, out)
+        atomic_write_text(out, json.dumps(res, indent=2) + "\n")
         print(f"wrote {out}")
     return 0
 

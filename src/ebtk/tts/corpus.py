@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ebtk.errors import EbtkError
+from ebtk.io import atomic_write_text
 
 DEFAULT_ENGINE = "flite"
 ENGINES = ("flite", "espeak")
@@ -303,15 +304,30 @@ def make_corpus(out_dir: str | os.PathLike, n: int = 200, seed: int = 0, engine:
             durations = list(tqdm(jobs, total=len(specs), desc="corpus", unit="utt", disable=None, leave=False))
     elapsed = time.perf_counter() - t0
     lines = "".join(f"{s.id}|{s.text}|{s.normalized}\n" for s in specs)
-    _atomic_write(out / "metadata.csv", lines)
+    atomic_write_text(out / "metadata.csv", lines)
     record = {**settings, "engine_binary": exe, "engine_version": _engine_version(exe, engine),
               "total_seconds": round(sum(durations), 2), "make_seconds": round(elapsed, 2), "workers": workers,
               "utterances": [{**asdict(s), "seconds": round(d, 3)} for s, d in zip(specs, durations)]}
-    _atomic_write(out / "corpus.json", json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "corpus.json", json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def builtin_corpus(n: int, seed: int = 0, engine: str = DEFAULT_ENGINE) -> Path:
+    """The built-in corpus of `n` utterances in the user cache dir ($EBTK_CACHE_DIR, else
+    $XDG_CACHE_HOME/ebtk), made on first use; concurrent first uses each build a private copy and keep
+    whichever lands first."""
+    from ebtk.tts.dataset import user_cache_dir
+
+    path = user_cache_dir() / f"corpus-{engine}-n{n}-s{seed}"
+    if (path / "metadata.csv").is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    make_corpus(tmp, n=n, seed=seed, engine=engine)
+    try:
+        os.replace(tmp, path)
+    except OSError:  # another process finished first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ebtk.errors import EbtkError
+from ebtk.io import atomic_write, atomic_write_text
 from ebtk.tts.audio import SAMPLE_RATE, load_wav, mel_settings, mel_spectrogram
 
 
@@ -49,12 +50,6 @@ def _writable(d: Path) -> bool:
         return True
     except OSError:
         return False
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class LJSpeechCorpus:
@@ -174,10 +169,7 @@ class LJSpeechCorpus:
         d.mkdir(parents=True, exist_ok=True)
         for stale in d.glob(f"{uid}-*.npy"):
             stale.unlink(missing_ok=True)
-        tmp = d / f".{f.name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            np.save(fh, mel)
-        os.replace(tmp, f)
+        atomic_write(f, lambda fh: np.save(fh, mel))
         return torch.from_numpy(mel)
 
     # ----------------------------------------------------------------------------------------- splits
@@ -205,8 +197,8 @@ class LJSpeechCorpus:
         d = local if _writable(local) else self.cache_dir / "splits"
         d.mkdir(parents=True, exist_ok=True)
         for name, lst in out.items():
-            _atomic_write_text(d / f"{name}.txt", "".join(f"{i}\n" for i in lst))
-        _atomic_write_text(d / "splits.json", json.dumps(params) + "\n")
+            atomic_write_text(d / f"{name}.txt", "".join(f"{i}\n" for i in lst))
+        atomic_write_text(d / "splits.json", json.dumps(params) + "\n")
         return {k: out[k] for k in ("train", "val", "test")}
 
     def _read_splits(self, d: Path, params: dict) -> dict[str, list[str]] | None:

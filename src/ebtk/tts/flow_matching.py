@@ -16,7 +16,8 @@ import torch
 
 from ebtk.errors import EbtkError
 from ebtk.nets.unet1d import UNet1d
-from ebtk.tts.acoustic import N_MELS, AcousticConfig, AcousticModel
+from ebtk.tts.acoustic import AcousticConfig, AcousticModel
+from ebtk.tts.audio import N_MELS
 
 
 class FlowMatchingTTS(AcousticModel):

@@ -19,7 +19,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ebtk.errors import EbtkError
+from ebtk.io import atomic_path
 from ebtk.tts.audio import HOP, N_MELS
 
 WEIGHTS = ("LJSpeech", "universal")
@@ -125,18 +125,12 @@ def export_onnx(generator: nn.Module, path: Path) -> None:
     except ImportError:
         raise EbtkError("exporting the vocoder to ONNX needs the onnx package; hint: pip install onnx, "
                         "or use backend='torch'") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(as_conv2d(generator), (_probe_mel(),), str(tmp), input_names=["mel"],
-                              output_names=["wav"], opset_version=17, dynamo=False,
-                              dynamic_axes={"mel": {0: "batch", 2: "frames"},
-                                            "wav": {0: "batch", 2: "samples"}})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, suffix=".tmp.onnx") as tmp, warnings.catch_warnings(), torch.inference_mode(False), \
+            torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(as_conv2d(generator), (_probe_mel(),), str(tmp), input_names=["mel"],
+                          output_names=["wav"], opset_version=17, dynamo=False,
+                          dynamic_axes={"mel": {0: "batch", 2: "frames"}, "wav": {0: "batch", 2: "samples"}})
 
 
 def _ort_session(path: Path, threads: int) -> object:
