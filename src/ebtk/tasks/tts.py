@@ -3,8 +3,8 @@
 Objectives and what they train (`build_model(objective)`):
 
 * `acoustic`: the FastSpeech-style acoustic model (ebtk.tts.acoustic). Its evaluation writes
-  ``hypotheses.pt`` into the run dir: frame-aligned hypotheses (ground-truth MAS durations) of every
-  train/val/test utterance, which refiner runs train and evaluate on.
+  ``hypotheses.pt`` (ebtk.tts.hypotheses) into the run dir: frame-aligned hypotheses (ground-truth MAS
+  durations) of every train/val/test utterance, which refiner runs train and evaluate on.
 * `fm`: the conditional flow-matching baseline (ebtk.tts.flow_matching), its own encoder trained jointly.
 * anything else (delta, ssm, nce, sa-nce, sums like ssm+delta): a refiner (ebtk.tts.refiner), score or
   energy per `model.kind`, trained on random crops of (reference, hypothesis) pairs from the acoustic run
@@ -20,174 +20,50 @@ training hypotheses are made less over-fitted:
 * ``none``: clean hypotheses. The acoustic run reports the mel MSE of each kind against the val
   split's (``mel_mse_train``, ``mel_mse_train_dropout``, ``mel_mse_val``), which measures the remedy.
 
+The mel normalisation (global mean / std) is data-dependent initialisation: `init_weights` sets it on a
+fresh run, and from then on it lives in the checkpoint with the weights, so loading a run (evaluation,
+synthesis, export) never reads the corpus or the hypotheses for it.
+
 Batches: acoustic/fm: x = padded reference mels (B, 80, T), cond = {phonemes (B, N), ph_lengths,
 mel_lengths}, mask (B, 1, T). Refiners: x = reference crop (B, 80, crop), hyp = hypothesis crop,
 cond = {hyp, mask[, text]}, mask (B, 1, crop).
+
+The job-sized pieces live in ebtk.tts: config sections (`config`), batching (`batches`), the hypotheses
+file (`hypotheses`), evaluation with explicit inputs (`evaluate`), run dirs (`runs`); this module wires them.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from ebtk.errors import EbtkError
+from ebtk.io import atomic_write_text, resolve_in
 from ebtk.objectives.base import Batch
 from ebtk.registry import register
 from ebtk.tasks.base import Task
-from ebtk.tts.acoustic import AcousticConfig
+from ebtk.tts.audio import N_MELS
+from ebtk.tts.batches import collate, pad_stack, random_crops
+from ebtk.tts.config import (
+    MODEL_OBJECTIVES,
+    SECTIONS,
+    TTSAcoustic,
+    TTSData,
+    TTSEval,
+    TTSModel,
+    TTSRefine,
+    resolve_paths,
+)
+from ebtk.tts.corpus import builtin_corpus
+from ebtk.tts.hypotheses import HYPOTHESES, load_hypotheses, write_hypotheses
+from ebtk.tts.runs import CHECKPOINT, FRONTEND, acoustic_run, check_acoustic_run
 
-HYPOTHESES = "hypotheses.pt"
-FRONTEND = "frontend.json"
-HYP_VERSION = 1
-MODEL_OBJECTIVES = ("acoustic", "fm")
-
-
-def default_cache_dir() -> Path:
-    """Where the built-in corpus is generated: $EBTK_CACHE_DIR, else $XDG_CACHE_HOME/ebtk (~/.cache/ebtk)."""
-    from ebtk.tts.dataset import user_cache_dir
-
-    return user_cache_dir()
-
-
-def builtin_corpus(n: int, seed: int = 0, engine: str = "flite") -> Path:
-    """The built-in corpus of `n` utterances in the cache dir, generated on first use (make_corpus)."""
-    from ebtk.tts.corpus import make_corpus
-
-    path = default_cache_dir() / f"corpus-{engine}-n{n}-s{seed}"
-    if (path / "metadata.csv").is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    make_corpus(tmp, n=n, seed=seed, engine=engine)
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another process finished first: keep its copy
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
-
-
-# -- config sections --------------------------------------------------------------------------------------
-@dataclass
-class TTSData:
-    """path: LJSpeech-layout corpus dir ("" = the built-in corpus, made in the cache dir on first use);
-    n_utts / engine / seed: the built-in corpus; n_val / n_test: held-out utterances; crop: refiner
-    training crop in frames (a multiple of 4 suits the U-Net)."""
-
-    path: str = ""
-    n_utts: int = 16
-    engine: str = "flite"
-    seed: int = 0
-    n_val: int = 2
-    n_test: int = 2
-    crop: int = 64
-
-    def validate(self) -> None:
-        if self.n_utts < 4 or self.n_val < 1 or self.n_test < 1 or self.crop < 8:
-            raise EbtkError("data: n_utts ≥ 4, n_val ≥ 1, n_test ≥ 1 and crop ≥ 8 are required")
-        if not self.path and self.n_val + self.n_test >= self.n_utts:
-            raise EbtkError(f"data.n_val + data.n_test must leave training utterances out of data.n_utts="
-                            f"{self.n_utts}; hint: raise data.n_utts")
-        if self.engine not in ("flite", "espeak"):
-            raise EbtkError(f"data.engine must be flite or espeak, got {self.engine!r}")
-
-
-@dataclass
-class TTSModel:
-    """The refiner (and the FM decoder's U-Net): kind score|energy, U-Net base channels and level
-    multipliers; text_cond adds the acoustic model's aligned prior means as a second condition."""
-
-    kind: str = "score"
-    channels: int = 32
-    mults: list[int] = field(default_factory=lambda: [1, 2])
-    text_cond: bool = False
-
-    def validate(self) -> None:
-        if self.kind not in ("score", "energy"):
-            raise EbtkError(f"model.kind must be score or energy, got {self.kind!r}")
-        if self.channels < 8 or not self.mults or min(self.mults) < 1:
-            raise EbtkError("model.channels must be ≥ 8 and model.mults positive integers")
-
-
-@dataclass
-class TTSAcoustic(AcousticConfig):
-    """The acoustic model's size (AcousticConfig: also the FM baseline's encoder), plus checkpoint: run dir
-    of a trained acoustic model (required by refiner objectives; for `fm` optional: the FM baseline then
-    starts from that run's encoder, prior and duration predictor, so that it is compared on the *same*
-    encoder, and `freeze=true` keeps them fixed and trains the decoder alone); hyp_remedy: dropout | noise |
-    none (module docstring); hyp_noise: std for `noise`."""
-
-    checkpoint: str = ""
-    hyp_remedy: str = "dropout"
-    hyp_noise: float = 0.1
-    freeze: bool = False
-
-    def validate(self) -> None:
-        if self.hyp_remedy not in ("dropout", "noise", "none"):
-            raise EbtkError(f"acoustic.hyp_remedy must be dropout, noise or none, got {self.hyp_remedy!r}")
-        if self.hyp_noise < 0:
-            raise EbtkError("acoustic.hyp_noise must be ≥ 0")
-        super().validate()
-
-    def model_config(self) -> AcousticConfig:
-        return AcousticConfig(**{f.name: getattr(self, f.name) for f in fields(AcousticConfig)})
-
-
-@dataclass
-class TTSRefine:
-    """Refinement used by `synthesize` and for the *_refined metrics: steps of Y ← Y + step_size·s(Y)."""
-
-    steps: int = 1
-    step_size: float = 1.0
-    length_scale: float = 1.0  # synthesize: duration multiplier
-
-    def validate(self) -> None:
-        if self.steps < 0 or self.step_size <= 0 or self.length_scale <= 0:
-            raise EbtkError("refine.steps must be ≥ 0, refine.step_size and refine.length_scale > 0")
-
-
-@dataclass
-class TTSEval:
-    """n_test: test utterances evaluated; steps × step_sizes: the refinement table; fm_steps: Euler
-    steps of the FM baseline; dnsmos: compute DNSMOS; n_wavs: utterances written as wavs."""
-
-    n_test: int = 2
-    steps: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 100])
-    step_sizes: list[float] = field(default_factory=lambda: [0.5, 1.0])
-    fm_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 10])
-    dnsmos: bool = True
-    n_wavs: int = 2
-
-    def validate(self) -> None:
-        if self.n_test < 1 or not self.steps or min(self.steps) < 0 or not self.step_sizes:
-            raise EbtkError("eval: n_test ≥ 1 and non-empty steps (≥ 0) and step_sizes are required")
-        if min(self.step_sizes) <= 0 or not self.fm_steps or min(self.fm_steps) < 1:
-            raise EbtkError("eval.step_sizes must be > 0 and eval.fm_steps ≥ 1")
-
-
-def _field(item: Any, name: str, index: int) -> Any:
-    return getattr(item, name) if hasattr(item, name) else item[index]
-
-
-def pad_stack(seqs: list[torch.Tensor], value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad along the last axis. shape: [(..., L_i)] -> ((B, ..., max L), lengths (B,))."""
-    lengths = torch.tensor([s.shape[-1] for s in seqs])
-    out = seqs[0].new_full((len(seqs), *seqs[0].shape[:-1], int(lengths.max())), value)
-    for i, s in enumerate(seqs):
-        out[i, ..., : s.shape[-1]] = s
-    return out, lengths
+__all__ = ["TTS", "TTSAcoustic", "TTSData", "TTSEval", "TTSModel", "TTSRefine", "builtin_corpus", "pad_stack"]
 
 
 @register("task", "tts")
@@ -195,9 +71,7 @@ class TTS(Task):
     """Acoustic model, flow-matching baseline and EBM refiners on an LJSpeech-layout corpus."""
 
     name = "tts"
-    sections: ClassVar[dict[str, type]] = {
-        "data": TTSData, "model": TTSModel, "acoustic": TTSAcoustic, "refine": TTSRefine, "eval": TTSEval,
-    }
+    sections: ClassVar[dict[str, type]] = SECTIONS
     default_train: ClassVar[dict[str, Any]] = {"steps": 300, "batch_size": 8, "lr": 1e-3, "log_every": 25,
                                                "ckpt_every": 100, "grad_clip": 5.0}
     default_sampler: ClassVar[dict[str, Any]] = {"steps": 10, "step_size": 0.01, "init": "data"}
@@ -213,7 +87,7 @@ class TTS(Task):
         self.refine_cfg: TTSRefine = self.cfg["refine"]
         self.eval_cfg: TTSEval = self.cfg["eval"]
         self.objective_name: str = (config.get("objective") or {}).get("name", "acoustic")
-        self.shape = (80, self.data_cfg.crop)
+        self.shape = (N_MELS, self.data_cfg.crop)
         self._corpus = None
         self._frontend = None
         self._splits: dict[str, list[str]] | None = None
@@ -221,6 +95,11 @@ class TTS(Task):
         self._mels: dict[str, torch.Tensor] = {}
         self._hyps: dict[str, Any] | None = None
         self._vocoder = None
+
+    @classmethod
+    def resolve_paths(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Make `data.path` and `acoustic.checkpoint` absolute (against the cwd) before a run dir stores them."""
+        return resolve_paths(config)
 
     @property
     def is_refiner(self) -> bool:
@@ -233,12 +112,21 @@ class TTS(Task):
         trains its decoder on random segments, instead of re-encoding and re-aligning whole utterances."""
         return self.objective_name == "fm" and self.ac_cfg.freeze
 
+    @property
+    def refine_step_size(self) -> float:
+        """The η of refinement: refine.step_size, or (when null) the one the objective trained for."""
+        return self.refine_cfg.effective_step_size(self.config.get("objective"))
+
+    def acoustic_dir(self) -> Path | None:
+        """The `acoustic.checkpoint` run dir (relative paths are read against this run dir)."""
+        return acoustic_run(self.run_dir, self.config)
+
     # -- corpus -------------------------------------------------------------------------------------
     def corpus_path(self) -> Path:
         if self.is_refiner:
             return Path(self.hypotheses()["corpus"])
         if self.data_cfg.path:
-            p = Path(self.data_cfg.path).expanduser()
+            p = resolve_in(self.run_dir, self.data_cfg.path)
             if not (p / "metadata.csv").is_file():
                 raise EbtkError(f"data.path={p} is not an LJSpeech-layout corpus (no metadata.csv); "
                                 "hint: make one with `ebtk corpus make DIR`, or leave data.path empty")
@@ -257,11 +145,10 @@ class TTS(Task):
 
     def items(self) -> dict[str, tuple[str, str, Path]]:
         """id -> (text, normalized text, wav path)."""
-        return {_field(it, "id", 0): (_field(it, "text", 1), _field(it, "normalized", 2),
-                                      Path(_field(it, "wav_path", 3))) for it in self.corpus.items}
+        return {it.id: (it.text, it.normalized, Path(it.wav_path)) for it in self.corpus.items}
 
     def splits(self) -> dict[str, list[str]]:
-        """{train, val, test: [ids]}; utterances with fewer frames than phonemes are left out of train."""
+        """{train, val, test: [ids]}; refiners use the acoustic run's (utterances too short to align left out)."""
         if self._splits is None:
             if self.is_refiner:
                 self._splits = {k: list(v) for k, v in self.hypotheses()["splits"].items()}
@@ -276,6 +163,8 @@ class TTS(Task):
     @property
     def frontend(self) -> Any:
         if self._frontend is None:
+            import json
+
             from ebtk.tts.text import TextFrontend
 
             saved = self._frontend_file()
@@ -287,7 +176,8 @@ class TTS(Task):
 
     def _frontend_file(self) -> Path | None:
         if self.is_refiner:
-            return Path(self.ac_cfg.checkpoint) / FRONTEND if self.ac_cfg.checkpoint else None
+            ac = self.acoustic_dir()
+            return ac / FRONTEND if ac is not None else None
         return self.run_dir / FRONTEND if self.run_dir is not None else None
 
     def phonemes(self, ids: list[str]) -> list[torch.Tensor]:
@@ -322,7 +212,8 @@ class TTS(Task):
         return self._train_ok
 
     def mel_stats(self) -> tuple[float, float]:
-        """Global mean and std of the training log-mels (≤ 200 utterances): the models' normalisation."""
+        """Global mean and std of the training log-mels (≤ 200 utterances), or the acoustic run's for
+        refiners: the models' normalisation, computed once per fresh run (`init_weights`)."""
         if self.is_refiner:
             h = self.hypotheses()
             return float(h["mel_mean"]), float(h["mel_std"])
@@ -332,12 +223,9 @@ class TTS(Task):
     # -- batches ------------------------------------------------------------------------------------
     def model_batch(self, ids: list[str]) -> Batch:
         """Padded batch of whole utterances for acoustic / fm training and evaluation."""
-        ph, ph_len = pad_stack(self.phonemes(ids), self.frontend.pad_id)
-        mel, mel_len = pad_stack([self.mel(i) for i in ids])
-        from ebtk.tts.acoustic import sequence_mask
-
-        mask = sequence_mask(mel_len, mel.shape[-1])
-        return Batch(x=mel, cond={"phonemes": ph, "ph_lengths": ph_len, "mel_lengths": mel_len}, mask=mask)
+        b = collate(self.phonemes(ids), [self.mel(i) for i in ids], self.frontend.pad_id)
+        cond = {"phonemes": b["phonemes"], "ph_lengths": b["ph_lengths"], "mel_lengths": b["mel_lengths"]}
+        return Batch(x=b["mel"], cond=cond, mask=b["mask"])
 
     def train_batch(self, gen: torch.Generator, n: int) -> Batch:
         ids = self.train_ids()
@@ -349,29 +237,15 @@ class TTS(Task):
     def refiner_batch(self, ids: list[str], gen: torch.Generator) -> Batch:
         """Random `data.crop`-frame crops of (reference, hypothesis[, text = μ_y]) from the training split."""
         h = self.hypotheses()
-        crop = self.data_cfg.crop
         train_key = "hyp_dropout" if self.ac_cfg.hyp_remedy == "dropout" else "hyp"
-        n = len(ids)
-        x = torch.zeros(n, 80, crop)
-        hyp = torch.zeros(n, 80, crop)
-        text = torch.zeros(n, 80, crop) if self.model_cfg.text_cond or self.decoder_only else None
-        mask = torch.zeros(n, 1, crop)
-        starts = torch.rand(n, generator=gen)
-        for k, uid in enumerate(ids):
-            ref = self.mel(uid)
-            t = ref.shape[-1]
-            s = int(starts[k] * (t - crop + 1)) if t > crop else 0
-            e = min(t, s + crop)
-            x[k, :, : e - s] = ref[:, s:e]
-            hyp[k, :, : e - s] = h[train_key][uid][:, s:e].float()
-            if text is not None:
-                text[k, :, : e - s] = h["text"][uid][:, s:e].float()
-            mask[k, :, : e - s] = 1
+        with_text = self.model_cfg.text_cond or self.decoder_only
+        kinds = [[h[train_key][i] for i in ids]] + ([[h["text"][i] for i in ids]] if with_text else [])
+        x, (hyp, *text), mask = random_crops([self.mel(i) for i in ids], kinds, self.data_cfg.crop, gen)
         if self.ac_cfg.hyp_remedy == "noise" and self.ac_cfg.hyp_noise > 0:
             hyp = hyp + self.ac_cfg.hyp_noise * torch.randn(hyp.shape, generator=gen) * mask
         cond = {"hyp": hyp, "mask": mask}
-        if text is not None:
-            cond["text"] = text
+        if text:
+            cond["text"] = text[0]
         return Batch(x=x, cond=cond, hyp=hyp, mask=mask)
 
     def init_scale(self) -> float:
@@ -379,125 +253,71 @@ class TTS(Task):
 
     # -- hypotheses from the acoustic run -----------------------------------------------------------
     def hypotheses(self) -> dict[str, Any]:
-        """The acoustic run's hypotheses.pt (refiner objectives only)."""
+        """The acoustic run's hypotheses.pt (refiner objectives, and `fm` with acoustic.freeze)."""
         if self._hyps is None:
-            ck = self.ac_cfg.checkpoint
-            if not ck:
+            ck = self.acoustic_dir()
+            if ck is None:
                 raise EbtkError(
                     f"objective {self.objective_name!r} trains a refiner on an acoustic model's hypotheses: set "
                     "acoustic.checkpoint=RUN_DIR; hint: train one with `ebtk train tts --objective acoustic`"
                 )
-            self._check_acoustic_run(ck)
-            path = Path(ck) / HYPOTHESES
-            if not path.is_file():
-                raise EbtkError(f"acoustic.checkpoint={ck} has no {HYPOTHESES}; hint: it must be a finished "
-                                "`tts --objective acoustic` run (`ebtk evaluate` on it writes the file)")
-            h = torch.load(path, map_location="cpu", weights_only=True)
-            if h.get("version") != HYP_VERSION:
-                raise EbtkError(f"{path} is from another ebtk version; re-run `ebtk evaluate {ck}`")
-            if self.data_cfg.path and Path(self.data_cfg.path).expanduser().resolve() != Path(h["corpus"]):
+            check_acoustic_run(ck)
+            h = load_hypotheses(ck)
+            if self.data_cfg.path and resolve_in(self.run_dir, self.data_cfg.path).resolve() != Path(h["corpus"]):
                 raise EbtkError(f"data.path={self.data_cfg.path} differs from the acoustic run's corpus "
                                 f"{h['corpus']}; hint: leave data.path empty for refiner runs")
             self._hyps = h
         return self._hyps
 
-    def write_hypotheses(self, model: nn.Module, path: Path, batch_size: int = 8) -> dict[str, float]:
-        """Frame-aligned hypotheses (ground-truth MAS durations) of every utterance, plus MC-dropout
-        hypotheses of the training split; returns their mel MSE per kind (the hyp-remedy measurement)."""
-        from ebtk.tts.acoustic import AcousticModel
-
-        if not isinstance(model, AcousticModel):
-            raise EbtkError("hypotheses come from an acoustic model")
-        dev = next(model.parameters()).device
-        splits = {k: [i for i in v if self.mel(i).shape[-1] >= len(self.phonemes([i])[0])]
-                  for k, v in self.splits().items()}
-        out: dict[str, Any] = {"version": HYP_VERSION, "corpus": str(self.corpus_path()), "splits": splits,
-                               "mel_mean": float(model.mel_mean), "mel_std": float(model.mel_std),
-                               "hyp": {}, "hyp_dropout": {}, "text": {}, "durations": {}}
-        sq: dict[str, list[float]] = {}
-        was_training = model.training
-        gen_state = torch.get_rng_state()
-        torch.manual_seed(777)
-        try:
-            for split in ("train", "val", "test"):
-                ids = splits[split]
-                for kind in ("hyp", "hyp_dropout") if split == "train" else ("hyp",):
-                    for s in range(0, len(ids), batch_size):
-                        chunk = ids[s: s + batch_size]
-                        b = self.model_batch(chunk).to(dev)
-                        c = b.cond
-                        model.eval()
-                        dur = model.align_durations(c["phonemes"], c["ph_lengths"], b.x, c["mel_lengths"])
-                        model.train(kind == "hyp_dropout")
-                        hyp, mu_y, _ = model.hypothesis(c["phonemes"], c["ph_lengths"], dur)
-                        for k, uid in enumerate(chunk):
-                            t = int(c["mel_lengths"][k])
-                            out[kind][uid] = hyp[k, :, :t].half().cpu()
-                            d = hyp[k, :, :t] - b.x[k, :, :t]
-                            sq.setdefault(f"{split}_{kind}", []).append(float(d.pow(2).mean()))
-                            sq.setdefault(f"{split}_{kind}_l1", []).append(float(d.abs().mean()))
-                            if kind == "hyp":
-                                out["text"][uid] = mu_y[k, :, :t].half().cpu()
-                                out["durations"][uid] = dur[k, : int(c["ph_lengths"][k])].cpu()
-        finally:
-            model.train(was_training)
-            torch.set_rng_state(gen_state)
-        from ebtk.train.checkpoint import save_checkpoint
-
-        save_checkpoint(path, out)
-        means = {k: sum(v) / len(v) for k, v in sq.items()}
-        return {
-            "mel_mse_train": means.get("train_hyp"),
-            "mel_mse_train_dropout": means.get("train_hyp_dropout"),
-            "mel_mse_val": means.get("val_hyp"),
-            "mel_mse_test": means.get("test_hyp"),
-            "mel_l1_train": means.get("train_hyp_l1"),
-            "mel_l1_val": means.get("val_hyp_l1"),
-        }
+    def write_hypotheses(self, model: nn.Module, path: Path, batch_size: int = 8) -> dict[str, float | None]:
+        """ebtk.tts.hypotheses.write_hypotheses on this corpus' every utterance (an acoustic run's evaluation)."""
+        splits = self.splits()
+        ids = [i for v in splits.values() for i in v]
+        utts = {i: (p, self.mel(i)) for i, p in zip(ids, self.phonemes(ids))}
+        return write_hypotheses(path, model, utts, splits, self.corpus_path(), self.frontend.pad_id, batch_size)
 
     # -- models -------------------------------------------------------------------------------------
     def build_model(self, objective: str) -> nn.Module:
-        mean, std = self.mel_stats()
-        if objective in MODEL_OBJECTIVES:
-            n_sym = len(self.frontend.symbols)
-            saved = self._frontend_file()
-            if saved is not None and not saved.is_file():
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                from ebtk.train.checkpoint import atomic_write_text
-
-                atomic_write_text(saved, json.dumps(self.frontend.state_dict()))
-            if objective == "acoustic":
-                from ebtk.tts.acoustic import AcousticModel
-
-                return AcousticModel(n_sym, self.ac_cfg.model_config(), mean, std)
-            from ebtk.tts.flow_matching import FlowMatchingTTS
-
-            m = self.model_cfg
-            fm = FlowMatchingTTS(n_sym, self.ac_cfg.model_config(), mean, std, unet_channels=m.channels,
-                                 mults=tuple(m.mults), n_steps=max(self.eval_cfg.fm_steps))
-            if self.ac_cfg.freeze:
-                if not self.ac_cfg.checkpoint:
-                    raise EbtkError("acoustic.freeze=true needs acoustic.checkpoint (the acoustic run to start from)")
-                for name, p in fm.named_parameters():
-                    if not name.startswith("decoder."):
-                        p.requires_grad_(False)
-            return fm
-        from ebtk.tts.refiner import build_refiner
-
+        """The untrained model; reads no data (the mel statistics come with `init_weights` or a checkpoint)."""
         m = self.model_cfg
-        return build_refiner(m.kind, channels=m.channels, mults=tuple(m.mults), text_cond=m.text_cond,
-                             mel_mean=mean, mel_std=std)
+        if objective not in MODEL_OBJECTIVES:
+            from ebtk.tts.refiner import build_refiner
+
+            return build_refiner(m.kind, channels=m.channels, mults=tuple(m.mults), text_cond=m.text_cond)
+        n_sym = len(self.frontend.symbols)
+        saved = self._frontend_file()
+        if saved is not None and not saved.is_file():
+            import json
+
+            atomic_write_text(saved, json.dumps(self.frontend.state_dict()))
+        if objective == "acoustic":
+            from ebtk.tts.acoustic import AcousticModel
+
+            return AcousticModel(n_sym, self.ac_cfg.model_config())
+        from ebtk.tts.flow_matching import FlowMatchingTTS
+
+        fm = FlowMatchingTTS(n_sym, self.ac_cfg.model_config(), unet_channels=m.channels, mults=tuple(m.mults),
+                             n_steps=max(self.eval_cfg.fm_steps))
+        if self.ac_cfg.freeze:
+            if not self.ac_cfg.checkpoint:
+                raise EbtkError("acoustic.freeze=true needs acoustic.checkpoint (the acoustic run to start from)")
+            for name, p in fm.named_parameters():
+                if not name.startswith("decoder."):
+                    p.requires_grad_(False)
+        return fm
 
     def init_weights(self, model: nn.Module) -> None:
-        """A fresh `fm` run with acoustic.checkpoint starts from that run's every weight but the decoder's."""
+        """A fresh run: the mel normalisation from the data (the training mels, or the acoustic run's for
+        refiners); a fresh `fm` run with acoustic.checkpoint also starts from that run's every weight but
+        the decoder's (normalisation included)."""
+        model.set_mel_stats(*self.mel_stats())
         if self.objective_name != "fm" or not self.ac_cfg.checkpoint:
             return
         from ebtk.train.checkpoint import load_checkpoint
-        from ebtk.train.trainer import CHECKPOINT
 
-        ck = self.ac_cfg.checkpoint
-        self._check_acoustic_run(ck)
-        state = load_checkpoint(Path(ck) / CHECKPOINT)["model"]
+        ck = self.acoustic_dir()
+        check_acoustic_run(ck)
+        state = load_checkpoint(ck / CHECKPOINT)["model"]
         shared = {k: v for k, v in state.items() if not k.startswith("decoder.")}
         try:
             missing, unexpected = model.load_state_dict(shared, strict=False)
@@ -508,25 +328,15 @@ class TTS(Task):
             raise EbtkError(f"acoustic.checkpoint={ck}: weights do not match (missing "
                             f"{[k for k in missing if not k.startswith('decoder.')][:3]}, unexpected {unexpected[:3]})")
 
-    @staticmethod
-    def _check_acoustic_run(ck: str) -> None:
-        """`acoustic.checkpoint` must name a `tts --objective acoustic` run, not just any run dir."""
-        from ebtk.train.trainer import run_kind
-
-        kind = run_kind(ck)
-        if kind is not None and kind != ("tts", "acoustic"):
-            raise EbtkError(f"acoustic.checkpoint={ck} is a {kind[0]!r} / {kind[1]!r} run, not a "
-                            "`tts --objective acoustic` run")
-
     def load_acoustic(self, device: str | torch.device = "cpu") -> nn.Module:
-        """The acoustic model of `acoustic.checkpoint` (for synthesis from text)."""
-        from ebtk.train.trainer import load_run
+        """The acoustic model of `acoustic.checkpoint`, from its checkpoint alone (no corpus, no trainer)."""
+        from ebtk.tts.bundle import acoustic_section, build_acoustic
 
-        if not self.ac_cfg.checkpoint:
+        ck = self.acoustic_dir()
+        if ck is None:
             raise EbtkError("acoustic.checkpoint is not set; hint: point it at a `tts --objective acoustic` run")
-        self._check_acoustic_run(self.ac_cfg.checkpoint)
-        _, _, model, _, _ = load_run(self.ac_cfg.checkpoint, str(device))
-        return model
+        check_acoustic_run(ck)
+        return build_acoustic(acoustic_section(ck)).to(device).eval()
 
     @property
     def vocoder(self) -> Any:
@@ -544,10 +354,75 @@ class TTS(Task):
                         "the hypothesis kernel N(Ŷ, noise_std²)")
 
     # -- evaluation ---------------------------------------------------------------------------------
-    def evaluate(self, model: nn.Module, objective: nn.Module, run_dir: Path) -> dict[str, Any]:
-        from ebtk.tts.evaluate import evaluate_tts
+    def eval_utterances(self, ids: list[str]) -> list[Any]:
+        """`EvalUtterance`s of `ids`: recording, reference mel, and phonemes or (refiners) hypotheses."""
+        from ebtk.tts.audio import load_wav
+        from ebtk.tts.evaluate import EvalUtterance
 
-        return evaluate_tts(self, model, Path(run_dir))
+        items = self.items()
+        if not self.is_refiner:
+            return [EvalUtterance(i, load_wav(items[i][2]), self.mel(i), phonemes=p)
+                    for i, p in zip(ids, self.phonemes(ids))]
+        h = self.hypotheses()
+        return [EvalUtterance(i, load_wav(items[i][2]), self.mel(i), hyp=h["hyp"][i], text=h["text"].get(i))
+                for i in ids]
+
+    def test_ids(self) -> list[str]:
+        ids = self.splits()["test"][: self.eval_cfg.n_test]
+        if self.is_refiner:
+            ids = [i for i in ids if i in self.hypotheses()["hyp"]]
+        return ids
+
+    def evaluate(self, model: nn.Module, objective: nn.Module, run_dir: Path) -> dict[str, Any]:
+        from ebtk.tts import evaluate as ev
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        model.eval()
+        self.vocoder_device = str(next(model.parameters()).device)
+        voc, cfg, pad = self.vocoder, self.eval_cfg, self.frontend.pad_id
+        name = self.objective_name
+        if name == "acoustic":
+            out = self.write_hypotheses(model, run_dir / HYPOTHESES)
+            metrics = {**ev.evaluate_acoustic(model, voc, self.eval_utterances(self.test_ids()), cfg, run_dir, pad),
+                       **out}
+        elif name == "fm":
+            metrics = ev.evaluate_fm(model, voc, self.eval_utterances(self.test_ids()), cfg, run_dir, pad)
+        else:
+            metrics = ev.evaluate_refiner(model, voc, self.eval_utterances(self.test_ids()), cfg, run_dir,
+                                          self.refine_cfg.steps, self.refine_step_size, self.model_cfg.text_cond)
+        self.log_media(model, run_dir, int(getattr(objective, "steps_seen", 0)))
+        return metrics
+
+    @torch.no_grad()
+    def log_media(self, model: nn.Module, run_dir: Path, step: int) -> None:
+        """Mel images and audio of the first val utterance (reference, hypothesis, refined / FM) to
+        TensorBoard under run_dir/tb, next to the trainer's scalars."""
+        from ebtk.tts.evaluate import aligned_hypotheses
+        from ebtk.tts.media import log_media
+        from ebtk.tts.refiner import refine
+
+        val = self.splits()["val"][:1]
+        if not val:
+            return
+        u = self.eval_utterances(val)[0]
+        mels = {"reference": u.mel}
+        pad = self.frontend.pad_id
+        if self.objective_name == "acoustic":
+            mels["hypothesis"] = aligned_hypotheses(model, [u], pad)[0]
+        elif self.objective_name == "fm":
+            mels["flow_matching"] = aligned_hypotheses(model, [u], pad, n_steps=max(self.eval_cfg.fm_steps))[0]
+        else:
+            dev = next(model.parameters()).device
+            hyp = u.hyp.float()[None].to(dev)
+            cond = {"hyp": hyp}
+            if self.model_cfg.text_cond:
+                cond["text"] = u.text.float()[None].to(dev)
+            mels["hypothesis"] = u.hyp.float()
+            mels["refined"] = refine(model, hyp, self.refine_cfg.steps, self.refine_step_size, cond)[0][0].cpu()
+        wavs = {k: self.vocoder(v.float()).cpu().numpy().astype(np.float32) for k, v in mels.items()}
+        wavs["recording"] = u.wav
+        log_media(run_dir / "tb", step, u.id, mels, wavs)
 
     def sample(self, model: nn.Module, n: int, gen: torch.Generator | None = None) -> torch.Tensor:
         raise EbtkError("tts runs are sampled from text: use `ebtk synthesize RUN_DIR --text ... --out FILE.wav`")

@@ -25,8 +25,7 @@ from torch import nn
 
 from ebtk.errors import EbtkError
 from ebtk.tts.align import alignment_from_durations, durations_from_alignment, gaussian_logp, maximum_path
-
-N_MELS = 80
+from ebtk.tts.audio import N_MELS
 
 
 @dataclass
@@ -165,6 +164,12 @@ class AcousticModel(nn.Module):
         return ConvDecoder(self.cfg)
 
     # -- normalisation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def set_mel_stats(self, mean: float, std: float) -> None:
+        """Set the normalisation (a fresh run's data statistics); saved with the weights from then on."""
+        self.mel_mean.fill_(float(mean))
+        self.mel_std.fill_(float(std))
+
     def norm(self, y: torch.Tensor) -> torch.Tensor:
         return (y - self.mel_mean) / self.mel_std
 

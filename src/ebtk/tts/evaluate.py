@@ -1,11 +1,13 @@
-"""Evaluation tables for the `tts` task: hypothesis vs refined (steps × step sizes) vs FM baseline.
+"""Evaluation tables for TTS models: hypothesis vs refined (steps × step sizes) vs FM baseline.
 
 Every system's mel is vocoded with the HiFi-GAN vocoder and compared with the *recorded* reference wav
 (MCD with DTW, log-F0 RMSE, V/UV error: one shared WORLD analysis of the reference per utterance),
 plus the mel-level MSE against the reference mel (frame-aligned: all systems use ground-truth
 durations), DNSMOS and RTF. The vocoded reference (copy synthesis) is the floor no mel can beat.
 
-Writes ``eval_table.md`` / ``eval_table.json`` (every row), a few wavs under ``wavs/`` and ``mels.png``.
+Inputs are explicit: a model, a vocoder (any callable mel (B, 80, T) -> wav (B, samples)), the test
+utterances as `EvalUtterance`s and the eval settings; no task. Writes ``eval_table.md`` /
+``eval_table.json`` (every row), a few wavs under ``wavs/`` and ``mels.png`` into the run dir.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +24,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from ebtk.tts.audio import SAMPLE_RATE, load_wav, save_wav
+from ebtk.io import atomic_write_text
+from ebtk.tts.audio import SAMPLE_RATE, save_wav
+from ebtk.tts.batches import collate
+from ebtk.tts.config import TTSEval
+from ebtk.tts.refiner import refine
 
 COLUMNS = ("mel_mse", "mcd", "logf0_rmse", "vuv", "dnsmos", "rtf")
+Vocoder = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class EvalUtterance:
+    """One test utterance: the recorded wav (22 050 Hz) and its log-mel (80, T), plus what the system under
+    test starts from: phonemes (N,) for text → mel models, the frame-aligned hypothesis (80, T) (and the
+    aligned text encoding μ_y (80, T) for text-conditioned refiners) for refiners."""
+
+    id: str
+    wav: np.ndarray
+    mel: torch.Tensor
+    phonemes: torch.Tensor | None = None
+    hyp: torch.Tensor | None = None
+    text: torch.Tensor | None = None
 
 
 def _mean(v: list[float]) -> float | None:
@@ -33,21 +56,20 @@ def _mean(v: list[float]) -> float | None:
 class Scorer:
     """Scores systems against a fixed set of test utterances; the reference analysis is done once."""
 
-    def __init__(self, task: Any, ids: list[str], dnsmos: bool):
+    def __init__(self, vocoder: Vocoder, utterances: list[EvalUtterance], dnsmos: bool):
         from ebtk.metrics.speech import analyze
 
-        self.task = task
-        self.ids = ids
+        self.vocoder = vocoder
+        self.ids = [u.id for u in utterances]
         self.dnsmos = dnsmos
-        items = task.items()
-        self.ref_wavs = [load_wav(items[i][2]) for i in ids]
-        self.ref_mels = [task.mel(i) for i in ids]
+        self.ref_wavs = [u.wav for u in utterances]
+        self.ref_mels = [u.mel for u in utterances]
         self.ref_feats = [analyze(w, SAMPLE_RATE) for w in self.ref_wavs]
         self.rows: list[dict[str, Any]] = []
         self.wavs: dict[str, list[np.ndarray]] = {}
 
     def vocode(self, mel: torch.Tensor) -> np.ndarray:
-        return self.task.vocoder(mel.float()).cpu().numpy()
+        return self.vocoder(mel.float()).cpu().numpy()
 
     def score(self, system: str, mels: list[torch.Tensor], steps: int | None = None,
               step_size: float | None = None, rtf: float | None = None) -> dict[str, Any]:
@@ -83,30 +105,6 @@ class Scorer:
         return f"{system}_k{steps}" + ("" if step_size is None else f"_eta{step_size:g}")
 
 
-def _utt_batch(task: Any, ids: list[str]) -> Any:
-    return task.model_batch(ids)
-
-
-def _test_ids(task: Any) -> list[str]:
-    ids = task.splits()["test"][: task.eval_cfg.n_test]
-    if task.is_refiner:
-        ids = [i for i in ids if i in task.hypotheses()["hyp"]]
-    return ids
-
-
-def evaluate_tts(task: Any, model: nn.Module, run_dir: Path) -> dict[str, Any]:
-    """Dispatch on the run's objective; returns the metrics.json entries."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    name = task.objective_name
-    model.eval()
-    task.vocoder_device = str(next(model.parameters()).device)
-    if name == "acoustic":
-        return _evaluate_acoustic(task, model, run_dir)
-    if name == "fm":
-        return _evaluate_fm(task, model, run_dir)
-    return _evaluate_refiner(task, model, run_dir)
-
-
 def _contract(hyp: dict | None, refined: dict | None, rtf: float | None, steps: int | None) -> dict[str, Any]:
     def g(row: dict | None, k: str) -> float | None:
         return None if row is None else row.get(k)
@@ -121,102 +119,108 @@ def _contract(hyp: dict | None, refined: dict | None, rtf: float | None, steps: 
     }
 
 
-def _evaluate_acoustic(task: Any, model: nn.Module, run_dir: Path) -> dict[str, Any]:
-    from ebtk.tasks.tts import HYPOTHESES
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
-    out = task.write_hypotheses(model, run_dir / HYPOTHESES)
-    ids = task.splits()["test"][: task.eval_cfg.n_test]
-    scorer = Scorer(task, ids, task.eval_cfg.dnsmos)
+
+def _aligned_batch(model: nn.Module, utts: list[EvalUtterance], pad_id: int) -> tuple[dict[str, torch.Tensor], Any]:
+    """Padded batch of `utts` on the model's device and their ground-truth (MAS) durations."""
+    b = {k: v.to(_device(model)) for k, v in collate([u.phonemes for u in utts], [u.mel for u in utts],
+                                                      pad_id).items()}
+    return b, model.align_durations(b["phonemes"], b["ph_lengths"], b["mel"], b["mel_lengths"])
+
+
+@torch.no_grad()
+def aligned_hypotheses(model: nn.Module, utts: list[EvalUtterance], pad_id: int = 0,
+                       **decode_kw: Any) -> list[torch.Tensor]:
+    """Frame-aligned mels (80, T_i) of an acoustic or FM model (ground-truth MAS durations), on the CPU."""
+    b, dur = _aligned_batch(model, utts, pad_id)
+    y, _, _ = model.hypothesis(b["phonemes"], b["ph_lengths"], dur, **decode_kw)
+    return [y[k, :, : int(b["mel_lengths"][k])].cpu() for k in range(len(utts))]
+
+
+def evaluate_acoustic(model: nn.Module, vocoder: Vocoder, utts: list[EvalUtterance], ev: TTSEval,
+                      run_dir: Path, pad_id: int = 0) -> dict[str, Any]:
+    """The acoustic model's hypotheses (ground-truth durations) vs the recordings; metrics.json entries."""
+    model.eval()
+    scorer = Scorer(vocoder, utts, ev.dnsmos)
     voc = scorer.score("vocoded reference", scorer.ref_mels)
-    hyps = _acoustic_hypotheses(task, model, ids)
+    hyps = aligned_hypotheses(model, utts, pad_id)
     hyp = scorer.score("hypothesis", hyps)
-    _write_outputs(task, scorer, run_dir, {"reference": scorer.ref_mels[0], "hypothesis": hyps[0]})
-    return {**_contract(hyp, None, None, 0), "mcd_vocoded": voc["mcd"], **out}
+    write_outputs(scorer, run_dir, ev.n_wavs, {"reference": scorer.ref_mels[0], "hypothesis": hyps[0]})
+    return {**_contract(hyp, None, None, 0), "mcd_vocoded": voc["mcd"]}
 
 
 @torch.no_grad()
-def _acoustic_hypotheses(task: Any, model: nn.Module, ids: list[str]) -> list[torch.Tensor]:
-    dev = next(model.parameters()).device
-    b = _utt_batch(task, ids).to(dev)
-    c = b.cond
-    dur = model.align_durations(c["phonemes"], c["ph_lengths"], b.x, c["mel_lengths"])
-    hyp, _, _ = model.hypothesis(c["phonemes"], c["ph_lengths"], dur)
-    return [hyp[k, :, : int(c["mel_lengths"][k])].cpu() for k in range(len(ids))]
-
-
-@torch.no_grad()
-def _evaluate_fm(task: Any, model: nn.Module, run_dir: Path) -> dict[str, Any]:
-    ids = _test_ids(task)
-    scorer = Scorer(task, ids, task.eval_cfg.dnsmos)
+def evaluate_fm(model: nn.Module, vocoder: Vocoder, utts: list[EvalUtterance], ev: TTSEval, run_dir: Path,
+                pad_id: int = 0) -> dict[str, Any]:
+    """The FM baseline at each of `ev.fm_steps` Euler steps; the last is its *_refined entry."""
+    model.eval()
+    scorer = Scorer(vocoder, utts, ev.dnsmos)
     voc = scorer.score("vocoded reference", scorer.ref_mels)
-    dev = next(model.parameters()).device
-    b = _utt_batch(task, ids).to(dev)
-    c = b.cond
-    dur = model.align_durations(c["phonemes"], c["ph_lengths"], b.x, c["mel_lengths"])
+    b, dur = _aligned_batch(model, utts, pad_id)
     audio_s = sum(w.size for w in scorer.ref_wavs) / SAMPLE_RATE
-    last = None
+    last: dict[str, Any] = {}
     mels: list[torch.Tensor] = []
-    for n in sorted(set(task.eval_cfg.fm_steps)):
+    for n in sorted(set(ev.fm_steps)):
         t0 = time.perf_counter()
-        y, _, _ = model.hypothesis(c["phonemes"], c["ph_lengths"], dur, n_steps=n)
-        mels = [y[k, :, : int(c["mel_lengths"][k])].cpu() for k in range(len(ids))]
+        y, _, _ = model.hypothesis(b["phonemes"], b["ph_lengths"], dur, n_steps=n)
+        mels = [y[k, :, : int(b["mel_lengths"][k])].cpu() for k in range(len(utts))]
         rtf = (time.perf_counter() - t0) / audio_s
         last = scorer.score("flow matching", mels, steps=n, rtf=rtf)
-    _write_outputs(task, scorer, run_dir, {"reference": scorer.ref_mels[0], "flow matching": mels[0]})
+    write_outputs(scorer, run_dir, ev.n_wavs, {"reference": scorer.ref_mels[0], "flow matching": mels[0]})
     return {**_contract(None, last, last["rtf"], last["steps"]), "mcd_vocoded": voc["mcd"]}
 
 
-def _refiner_inputs(task: Any, ids: list[str]) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    h = task.hypotheses()
+def _refiner_inputs(utts: list[EvalUtterance], text_cond: bool) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     out = []
-    for uid in ids:
-        hyp = h["hyp"][uid].float()[None]
+    for u in utts:
+        hyp = u.hyp.float()[None]
         cond = {"hyp": hyp}
-        if task.model_cfg.text_cond:
-            cond["text"] = h["text"][uid].float()[None]
+        if text_cond:
+            cond["text"] = u.text.float()[None]
         out.append((hyp, cond))
     return out
 
 
-def _evaluate_refiner(task: Any, model: nn.Module, run_dir: Path) -> dict[str, Any]:
-    from ebtk.tts.refiner import refine
-
-    ids = _test_ids(task)
-    ev, rc = task.eval_cfg, task.refine_cfg
-    scorer = Scorer(task, ids, ev.dnsmos)
+def evaluate_refiner(model: nn.Module, vocoder: Vocoder, utts: list[EvalUtterance], ev: TTSEval, run_dir: Path,
+                     steps: int, step_size: float, text_cond: bool = False) -> dict[str, Any]:
+    """Hypothesis vs refined over `ev.steps` × `ev.step_sizes`; (`steps`, `step_size`), the run's refinement
+    defaults, are always in the table and give the *_refined entries."""
+    model.eval()
+    scorer = Scorer(vocoder, utts, ev.dnsmos)
     voc = scorer.score("vocoded reference", scorer.ref_mels)
-    inputs = _refiner_inputs(task, ids)
-    dev = next(model.parameters()).device
+    inputs = _refiner_inputs(utts, text_cond)
+    dev = _device(model)
     hyp_row = scorer.score("hypothesis", [x[0][0] for x in inputs], steps=0)
-    steps = sorted(set(ev.steps) | {rc.steps})
-    sizes = sorted(set(ev.step_sizes) | {rc.step_size})
-    refined_default = None
+    all_steps = sorted(set(ev.steps) | {steps})
+    sizes = sorted(set(ev.step_sizes) | {step_size})
+    refined_default: dict[str, Any] = {}
     default_mels: list[torch.Tensor] = []
     for eta in sizes:
-        chains = [refine(model, hyp.to(dev), max(steps), eta, {k: v.to(dev) for k, v in cond.items()},
-                         record=tuple(steps))[1] for hyp, cond in inputs]
-        for k in steps:
-            if eta != rc.step_size and k not in ev.steps:
+        chains = [refine(model, hyp.to(dev), max(all_steps), eta, {k: v.to(dev) for k, v in cond.items()},
+                         record=tuple(all_steps))[1] for hyp, cond in inputs]
+        for k in all_steps:
+            if eta != step_size and k not in ev.steps:
                 continue
             mels = [c[k][0].cpu() for c in chains]
             row = scorer.score("refined", mels, steps=k, step_size=eta)
-            if k == rc.steps and eta == rc.step_size:
+            if k == steps and eta == step_size:
                 refined_default, default_mels = row, mels
-    rtf, rtf_refine = _refiner_rtf(task, model, inputs, rc.steps, rc.step_size, dev)
+    rtf, rtf_refine = _refiner_rtf(model, vocoder, inputs, steps, step_size, dev)
     refined_default["rtf"] = rtf
-    _write_outputs(task, scorer, run_dir, {"reference": scorer.ref_mels[0], "hypothesis": inputs[0][0][0],
-                                           f"refined ({rc.steps}×{rc.step_size:g})": default_mels[0]})
-    return {**_contract(hyp_row, refined_default, rtf, rc.steps), "refine_step_size": rc.step_size,
+    write_outputs(scorer, run_dir, ev.n_wavs, {"reference": scorer.ref_mels[0], "hypothesis": inputs[0][0][0],
+                                               f"refined ({steps}×{step_size:g})": default_mels[0]})
+    return {**_contract(hyp_row, refined_default, rtf, steps), "refine_step_size": step_size,
             "rtf_refine": rtf_refine, "mcd_vocoded": voc["mcd"]}
 
 
-def _refiner_rtf(task: Any, model: nn.Module, inputs: list, steps: int, eta: float, dev: Any) -> tuple[float, float]:
+def _refiner_rtf(model: nn.Module, vocoder: Vocoder, inputs: list, steps: int, eta: float,
+                 dev: torch.device) -> tuple[float, float]:
     """(refine + vocoder, refine alone) compute seconds per audio second over the test utterances."""
-    from ebtk.tts.refiner import refine
-
     hyp0, cond0 = inputs[0]
     refine(model, hyp0.to(dev), min(steps, 1), eta, {k: v.to(dev) for k, v in cond0.items()})  # warm-up
-    task.vocoder(hyp0[:, :, :16].to(dev))
+    vocoder(hyp0[:, :, :16].to(dev))
     t_ref = t_all = 0.0
     samples = 0
     for hyp, cond in inputs:
@@ -225,7 +229,7 @@ def _refiner_rtf(task: Any, model: nn.Module, inputs: list, steps: int, eta: flo
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t1 = time.perf_counter()
-        wav = task.vocoder(y)
+        wav = vocoder(y)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t2 = time.perf_counter()
@@ -236,16 +240,16 @@ def _refiner_rtf(task: Any, model: nn.Module, inputs: list, steps: int, eta: flo
     return t_all / secs, t_ref / secs
 
 
-def _write_outputs(task: Any, scorer: Scorer, run_dir: Path, plot_mels: dict[str, torch.Tensor]) -> None:
+def write_outputs(scorer: Scorer, run_dir: Path, n_wavs: int, plot_mels: dict[str, torch.Tensor]) -> None:
+    """eval_table.{json,md}, the first `n_wavs` utterances of every system as wavs, and mels.png."""
     from ebtk.report.plots import mel_plot
-    from ebtk.train.checkpoint import atomic_write_text
 
+    run_dir = Path(run_dir)
     rows = scorer.rows
     atomic_write_text(run_dir / "eval_table.json", json.dumps({"utterances": scorer.ids, "rows": rows}, indent=1))
     atomic_write_text(run_dir / "eval_table.md", table_markdown(rows, len(scorer.ids)))
-    n = min(task.eval_cfg.n_wavs, len(scorer.ids))
     wav_dir = run_dir / "wavs"
-    for k in range(n):
+    for k in range(min(n_wavs, len(scorer.ids))):
         uid = scorer.ids[k]
         save_wav(wav_dir / f"{uid}_reference.wav", scorer.ref_wavs[k])
         for key, wavs in scorer.wavs.items():

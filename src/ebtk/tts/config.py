@@ -1,0 +1,145 @@
+"""The `tts` task's config sections (typed dataclasses), shared by training, evaluation and the bundle.
+
+They live apart from the task so that `ebtk.tts.bundle` can read a run's sizes and refinement defaults
+without importing the training machinery. Paths (`data.path`, `acoustic.checkpoint`) are stored absolute
+(`resolve_paths`) and read with `ebtk.io.resolve_in(run_dir, ...)`, so a run dir works from any cwd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ebtk.errors import EbtkError
+from ebtk.io import store_path
+from ebtk.tts.acoustic import AcousticConfig
+
+MODEL_OBJECTIVES = ("acoustic", "fm")
+"""Objectives that train a text → mel model; every other objective trains a refiner."""
+
+
+@dataclass
+class TTSData:
+    """path: LJSpeech-layout corpus dir ("" = the built-in corpus, made in the cache dir on first use);
+    n_utts / engine / seed: the built-in corpus; n_val / n_test: held-out utterances; crop: refiner
+    training crop in frames (a multiple of 4 suits the U-Net)."""
+
+    path: str = ""
+    n_utts: int = 16
+    engine: str = "flite"
+    seed: int = 0
+    n_val: int = 2
+    n_test: int = 2
+    crop: int = 64
+
+    def validate(self) -> None:
+        if self.n_utts < 4 or self.n_val < 1 or self.n_test < 1 or self.crop < 8:
+            raise EbtkError("data: n_utts ≥ 4, n_val ≥ 1, n_test ≥ 1 and crop ≥ 8 are required")
+        if not self.path and self.n_val + self.n_test >= self.n_utts:
+            raise EbtkError(f"data.n_val + data.n_test must leave training utterances out of data.n_utts="
+                            f"{self.n_utts}; hint: raise data.n_utts")
+        if self.engine not in ("flite", "espeak"):
+            raise EbtkError(f"data.engine must be flite or espeak, got {self.engine!r}")
+
+
+@dataclass
+class TTSModel:
+    """The refiner (and the FM decoder's U-Net): kind score|energy, U-Net base channels and level
+    multipliers; text_cond adds the acoustic model's aligned prior means as a second condition."""
+
+    kind: str = "score"
+    channels: int = 32
+    mults: list[int] = field(default_factory=lambda: [1, 2])
+    text_cond: bool = False
+
+    def validate(self) -> None:
+        if self.kind not in ("score", "energy"):
+            raise EbtkError(f"model.kind must be score or energy, got {self.kind!r}")
+        if self.channels < 8 or not self.mults or min(self.mults) < 1:
+            raise EbtkError("model.channels must be ≥ 8 and model.mults positive integers")
+
+
+@dataclass
+class TTSAcoustic(AcousticConfig):
+    """The acoustic model's size (AcousticConfig: also the FM baseline's encoder), plus checkpoint: run dir
+    of a trained acoustic model (required by refiner objectives; for `fm` optional: the FM baseline then
+    starts from that run's encoder, prior and duration predictor, so that it is compared on the *same*
+    encoder, and `freeze=true` keeps them fixed and trains the decoder alone); hyp_remedy: dropout | noise |
+    none (see ebtk.tasks.tts); hyp_noise: std for `noise`."""
+
+    checkpoint: str = ""
+    hyp_remedy: str = "dropout"
+    hyp_noise: float = 0.1
+    freeze: bool = False
+
+    def validate(self) -> None:
+        if self.hyp_remedy not in ("dropout", "noise", "none"):
+            raise EbtkError(f"acoustic.hyp_remedy must be dropout, noise or none, got {self.hyp_remedy!r}")
+        if self.hyp_noise < 0:
+            raise EbtkError("acoustic.hyp_noise must be ≥ 0")
+        super().validate()
+
+    def model_config(self) -> AcousticConfig:
+        return AcousticConfig(**{f.name: getattr(self, f.name) for f in fields(AcousticConfig)})
+
+
+@dataclass
+class TTSRefine:
+    """Refinement used by synthesis and for the *_refined metrics: `steps` of Y ← Y + step_size·s(Y).
+
+    step_size null (the default) means "the η the refiner was trained for": the delta objective's
+    `step_size` (also inside sums such as ssm+delta), else 1.0. Setting it refines at another η on purpose."""
+
+    steps: int = 1
+    step_size: float | None = None
+    length_scale: float = 1.0  # synthesis: duration multiplier
+
+    def validate(self) -> None:
+        if self.steps < 0 or (self.step_size is not None and self.step_size <= 0) or self.length_scale <= 0:
+            raise EbtkError("refine.steps must be ≥ 0, refine.step_size (or null) and refine.length_scale > 0")
+
+    def effective_step_size(self, objective: dict[str, Any] | None) -> float:
+        """refine.step_size, or the training objective's η when it is null (see the class docstring)."""
+        if self.step_size is not None:
+            return float(self.step_size)
+        from ebtk.objectives.delta import trained_step_size
+
+        eta = trained_step_size(objective or {})
+        return 1.0 if eta is None else eta
+
+
+@dataclass
+class TTSEval:
+    """n_test: test utterances evaluated; steps × step_sizes: the refinement table; fm_steps: Euler
+    steps of the FM baseline; dnsmos: compute DNSMOS; n_wavs: utterances written as wavs."""
+
+    n_test: int = 2
+    steps: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 100])
+    step_sizes: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    fm_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 10])
+    dnsmos: bool = True
+    n_wavs: int = 2
+
+    def validate(self) -> None:
+        if self.n_test < 1 or not self.steps or min(self.steps) < 0 or not self.step_sizes:
+            raise EbtkError("eval: n_test ≥ 1 and non-empty steps (≥ 0) and step_sizes are required")
+        if min(self.step_sizes) <= 0 or not self.fm_steps or min(self.fm_steps) < 1:
+            raise EbtkError("eval.step_sizes must be > 0 and eval.fm_steps ≥ 1")
+
+
+SECTIONS: dict[str, type] = {"data": TTSData, "model": TTSModel, "acoustic": TTSAcoustic, "refine": TTSRefine,
+                             "eval": TTSEval}
+
+PATH_KEYS = (("data", "path"), ("acoustic", "checkpoint"))
+"""Config keys holding paths: stored absolute, so the run dir does not depend on the caller's cwd."""
+
+
+def resolve_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with `data.path` and `acoustic.checkpoint` made absolute against the cwd (in place, and
+    returned); empty paths stay empty. For the command line and `resolve_config`, before a run dir is
+    written: a path already stored in a run dir is read with `ebtk.io.resolve_in(run_dir, p)` instead."""
+    for section, key in PATH_KEYS:
+        sec = config.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get(key), str) and sec[key]:
+            sec[key] = store_path(sec[key])
+    return config
