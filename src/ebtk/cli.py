@@ -74,17 +74,28 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _synthesize(args: argparse.Namespace) -> int:
-    from ebtk.tts.synthesize import synthesize
+    from ebtk.tts.synthesize import synthesize, synthesize_lines
 
-    synthesize(
-        args.run_dir,
-        args.text,
-        args.out,
-        steps=args.steps,
-        step_size=args.step_size,
-        write_hypothesis=args.hypothesis,
-        device=args.device,
-    )
+    if (args.text is None) == (args.file is None):
+        raise EbtkError("give --text with --out, or --file with --out-dir")
+    kw = {"steps": args.steps, "step_size": args.step_size, "length_scale": args.length_scale,
+          "write_hypothesis": args.hypothesis, "device": args.device}
+    if args.text is not None:
+        if not args.out:
+            raise EbtkError("--text needs --out FILE.wav")
+        synthesize(args.model, args.text, args.out, **kw)
+    else:
+        if not args.out_dir:
+            raise EbtkError("--file needs --out-dir DIR")
+        synthesize_lines(args.model, args.file, args.out_dir, **kw)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ebtk.tts.bundle import export
+
+    path = export(args.run_dir, args.file)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
@@ -135,14 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
 
     y = sub.add_parser("synthesize", help="text → hypothesis → refined mel → HiFi-GAN wav (prints the RTF)")
-    y.add_argument("run_dir", help="a tts run dir (refiner, acoustic or fm)")
-    y.add_argument("--text", required=True)
-    y.add_argument("--out", required=True, help="output .wav")
-    y.add_argument("--steps", type=int, help="refinement steps (default: refine.steps of the run)")
-    y.add_argument("--step-size", type=float, help="refinement step size η (default: refine.step_size)")
+    y.add_argument("model", metavar="MODEL_FILE|RUN_DIR",
+                   help="a bundle from `ebtk export`, or a tts run dir (refiner, acoustic or fm)")
+    y.add_argument("--text", help="the sentence to speak (with --out)")
+    y.add_argument("--out", help="output .wav")
+    y.add_argument("--file", help="a text file, one sentence per line (with --out-dir)")
+    y.add_argument("--out-dir", help="folder for --file's wavs (0001.wav, 0002.wav, ...)")
+    y.add_argument("--steps", type=int, help="refinement steps, Euler steps for fm (default: the model's)")
+    y.add_argument("--step-size", type=float,
+                   help="refinement step size η (default: the model's, the η its refiner was trained for)")
+    y.add_argument("--length-scale", type=float, help="duration multiplier (default: the model's, 1.0)")
     y.add_argument("--hypothesis", action="store_true", help="also write the unrefined hypothesis wav")
     y.add_argument("--device", default="cpu")
     y.set_defaults(func=_synthesize)
+
+    x = sub.add_parser("export", help="write a tts run's one-file inference bundle (weights_only-loadable)")
+    x.add_argument("run_dir", help="a tts run dir (refiner, acoustic or fm)")
+    x.add_argument("file", help="the bundle file to write, e.g. model.pt")
+    x.set_defaults(func=_export)
 
     for mod in ("ebtk.tts.cli",):
         _plugin(mod, lambda m: m.add_cli(sub))

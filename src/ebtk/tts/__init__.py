@@ -1,5 +1,26 @@
-"""Speech side of ebtk: audio I/O and mels, vocoder, text front-end, corpora and datasets.
+"""Speech side of ebtk: audio I/O and mels, vocoder, text front-end, corpora, models and inference bundles.
 
 Kept import-light: import the submodules (`ebtk.tts.audio`, `ebtk.tts.vocoder`, ...) where needed, so that
 `import ebtk.tts` costs nothing when only the EBM studies are used.
+
+Inference: ``ebtk.tts.load(path).synthesize("Hello.")`` with `path` a bundle from ``ebtk export`` or a tts
+run dir gives a float32 waveform at 22 050 Hz (see ebtk.tts.bundle).
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ebtk.tts.bundle import Synthesizer
+
+
+def load(path: str | Path, device: Any = "cpu") -> Synthesizer:
+    """A synthesizer from a bundle file (``ebtk export``) or a tts run dir; ebtk.tts.bundle.load."""
+    from ebtk.tts.bundle import load as _load
+
+    return _load(path, device)
+
+
+__all__ = ["load"]

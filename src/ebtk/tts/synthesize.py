@@ -1,7 +1,8 @@
-"""Text → phonemes → hypothesis mel → refined mel → HiFi-GAN → 22 050 Hz wav, from a trained run dir.
+"""`ebtk synthesize`: text → wav files through an inference bundle (ebtk.tts.bundle), with the RTF.
 
-`run_dir` may be a refiner run (its `acoustic.checkpoint` gives the acoustic model), an acoustic run
-(hypothesis only, no refinement) or a flow-matching run (`steps` = Euler steps).
+The model is a bundle file from ``ebtk export`` or a tts run dir: a refiner run (its `acoustic.checkpoint`
+gives the acoustic model), an acoustic run (hypothesis only, no refinement) or a flow-matching run (`steps` =
+Euler steps). No trainer, objective or corpus is involved.
 """
 
 from __future__ import annotations
@@ -13,62 +14,33 @@ from typing import Any
 import torch
 
 from ebtk.errors import EbtkError
+from ebtk.tts.audio import N_MELS, SAMPLE_RATE, save_wav
+from ebtk.tts.bundle import Synthesizer, load
 
 
-def synthesize(run_dir: str | Path, text: str, out: str | Path, steps: int | None = None,
+def _synthesizer(model: str | Path | Synthesizer, device: str) -> Synthesizer:
+    return model if isinstance(model, Synthesizer) else load(model, device)
+
+
+def synthesize(model: str | Path | Synthesizer, text: str, out: str | Path, steps: int | None = None,
                step_size: float | None = None, write_hypothesis: bool = False, device: str = "cpu",
-               quiet: bool = False) -> dict[str, Any]:
-    """Synthesize `text` into `out` (wav). Returns {out, hypothesis, seconds, rtf, steps, step_size, frames}.
+               quiet: bool = False, length_scale: float | None = None) -> dict[str, Any]:
+    """Synthesize `text` into `out` (wav). Returns {out, hypothesis, seconds, rtf, steps, step_size, frames,
+    phonemes}.
 
-    steps / step_size default to the run's `refine.steps` / `refine.step_size`. `write_hypothesis` also
+    steps / step_size / length_scale default to the model's refinement defaults. `write_hypothesis` also
     writes the unrefined hypothesis next to `out` as ``<stem>_hyp.wav``. RTF counts everything after the
     text front-end (acoustic model, refinement, vocoder), after a warm-up call.
     """
-    from ebtk.train.trainer import load_run
-    from ebtk.tts.audio import SAMPLE_RATE, save_wav
-    from ebtk.tts.refiner import refine
-
-    if not isinstance(text, str) or not text.strip():
-        raise EbtkError("--text is empty; hint: give a sentence to speak")
+    syn = _synthesizer(model, device)
     out = Path(out)
-    config, task, model, _, _ = load_run(run_dir, device)
-    if config["task"] != "tts":
-        raise EbtkError(f"{run_dir} is a {config['task']!r} run; synthesize needs a tts run")
-    rc = task.refine_cfg
-    k = rc.steps if steps is None else int(steps)
-    eta = rc.step_size if step_size is None else float(step_size)
-    if k < 0 or eta <= 0:
-        raise EbtkError(f"--steps must be ≥ 0 and --step-size > 0, got {k}, {eta}")
-    ids = task.frontend.encode(text)
-    ph = torch.tensor([ids], dtype=torch.long, device=device)
-    name = task.objective_name
-    if name == "fm":
-        k = max(k, 1) if steps is not None else max(task.eval_cfg.fm_steps)
-
-        def run() -> tuple[torch.Tensor, torch.Tensor]:
-            y, _, _ = model.infer(ph, None, rc.length_scale, n_steps=k)
-            return y, y
-    else:
-        acoustic = model if name == "acoustic" else task.load_acoustic(device)
-        refiner = None if name == "acoustic" else model
-        if refiner is None:
-            k = 0
-
-        def run() -> tuple[torch.Tensor, torch.Tensor]:
-            hyp, mu_y, mask = acoustic.infer(ph, None, rc.length_scale)
-            if refiner is None:
-                return hyp, hyp
-            cond = {"hyp": hyp, "mask": mask}
-            if task.model_cfg.text_cond:
-                cond["text"] = mu_y
-            return hyp, refine(refiner, hyp, k, eta, cond)[0]
-
-    task.vocoder_device = device
-    voc = task.vocoder
-    run()  # warm-up (first-call allocations), so the RTF describes steady-state synthesis
-    voc(torch.zeros(1, 80, 8, device=device))
+    k, eta, ls = syn.settings(steps, step_size, length_scale)
+    ph = syn.phonemes(text)
+    voc = syn.vocoder
+    syn.mels(ph, k, eta, ls)  # warm-up (first-call allocations), so the RTF describes steady-state synthesis
+    voc(torch.zeros(1, N_MELS, 8, device=syn.device))
     t0 = time.perf_counter()
-    hyp, mel = run()
+    hyp, mel = syn.mels(ph, k, eta, ls)
     wav = voc(mel)[0].cpu()
     secs_compute = time.perf_counter() - t0
     if not torch.isfinite(wav).all():
@@ -81,8 +53,21 @@ def synthesize(run_dir: str | Path, text: str, out: str | Path, steps: int | Non
     seconds = wav.numel() / SAMPLE_RATE
     result = {"out": str(out), "hypothesis": None if hyp_path is None else str(hyp_path), "seconds": seconds,
               "rtf": secs_compute / seconds, "steps": k, "step_size": eta, "frames": int(mel.shape[-1]),
-              "phonemes": len(ids)}
+              "phonemes": int(ph.shape[1])}
     if not quiet:
-        print(f"wrote {out}: {seconds:.2f} s of audio, {k} refinement steps of size {eta:g}, "
-              f"RTF {result['rtf']:.3f}")
+        what = f"{k} Euler steps" if syn.kind == "fm" else f"{k} refinement steps of size {eta:g}"
+        print(f"wrote {out}: {seconds:.2f} s of audio, {what}, RTF {result['rtf']:.3f}")
     return result
+
+
+def synthesize_lines(model: str | Path | Synthesizer, lines_file: str | Path, out_dir: str | Path,
+                     **kw: Any) -> list[dict[str, Any]]:
+    """One wav per non-empty line of `lines_file`, named ``0001.wav``, ``0002.wav``, ... in `out_dir`."""
+    path = Path(lines_file)
+    if not path.is_file():
+        raise EbtkError(f"text file not found: {path}")
+    lines = [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+    if not lines:
+        raise EbtkError(f"{path} has no text lines")
+    syn = _synthesizer(model, kw.pop("device", "cpu"))
+    return [synthesize(syn, t, Path(out_dir) / f"{i:04d}.wav", **kw) for i, t in enumerate(lines, 1)]

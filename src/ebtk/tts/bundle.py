@@ -1,0 +1,278 @@
+"""Inference bundles: one file with everything text → wav needs, and the synthesizer that runs it.
+
+`export(run_dir, path)` (``ebtk export RUN_DIR FILE``) writes a dict that `torch.load(weights_only=True)`
+reads back (only tensors, dicts, lists, strings and numbers):
+
+* ``format`` = "ebtk-tts-bundle", ``version`` (`VERSION`), ``kind``: "acoustic" | "fm" | "refiner";
+* ``frontend``: the text front-end's state (symbol table, language);
+* ``mel``: the normalisation constants (``mean``, ``std``) and the mel settings the vocoder expects;
+* ``acoustic``: the text → mel model: ``class`` ("acoustic" | "fm"), ``config`` (AcousticConfig fields),
+  ``n_symbols``, ``fm`` (the FM decoder's settings, or None) and ``state`` (its state dict);
+* ``refiner`` (refiner runs, else None): ``kind`` (score | energy), ``channels``, ``mults``, ``text_cond``,
+  ``state``;
+* ``refine``: the defaults ``steps`` (Euler steps for fm), ``step_size`` (the *effective* η: refine.step_size,
+  or the delta objective's when that is null) and ``length_scale``;
+* ``source``: where it came from (run dirs, objective, trained steps, ebtk version), for the record only.
+
+`load(path)` takes a bundle file or a run dir (read into the same dict, so both give the same audio) and
+returns a `Synthesizer`. Neither involves the trainer, an objective, the corpus or the hypotheses file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ebtk.config import from_dict
+from ebtk.errors import EbtkError
+from ebtk.io import atomic_write
+from ebtk.tts.acoustic import AcousticConfig, AcousticModel
+from ebtk.tts.audio import mel_settings
+from ebtk.tts.config import MODEL_OBJECTIVES, TTSEval, TTSModel, TTSRefine
+from ebtk.tts.runs import acoustic_run, check_acoustic_run, read_frontend_state, read_run
+
+FORMAT = "ebtk-tts-bundle"
+VERSION = 1
+
+
+# -- sections -----------------------------------------------------------------------------------------
+def _acoustic_config(config: dict[str, Any]) -> AcousticConfig:
+    ac = config.get("acoustic") or {}
+    return from_dict(AcousticConfig, {f.name: ac[f.name] for f in fields(AcousticConfig) if f.name in ac}, "acoustic")
+
+
+def acoustic_section(run_dir: str | Path) -> dict[str, Any]:
+    """The text → mel model of an acoustic or fm run dir, with its front-end, as a bundle's ``acoustic``
+    section (plus ``frontend``, popped by `bundle_from_run`)."""
+    from ebtk.tts.text import TextFrontend
+
+    config, state = read_run(run_dir)
+    name = config["objective"]["name"]
+    if name not in MODEL_OBJECTIVES:
+        raise EbtkError(f"{run_dir} is a {name!r} refiner run, not an acoustic or fm run")
+    model_state = {k: v.cpu() for k, v in state["model"].items()}
+    fe = read_frontend_state(run_dir) or TextFrontend().state_dict()
+    n_symbols = int(model_state["encoder.emb.weight"].shape[0])
+    if n_symbols != len(fe["symbols"]):
+        raise EbtkError(f"{run_dir}: the model has {n_symbols} symbols but its frontend.json {len(fe['symbols'])}")
+    fm = None
+    if name == "fm":
+        m = from_dict(TTSModel, config.get("model", {}), "model")
+        ev = from_dict(TTSEval, config.get("eval", {}), "eval")
+        fm = {"unet_channels": m.channels, "mults": list(m.mults), "n_steps": max(ev.fm_steps)}
+    return {"class": name, "config": asdict(_acoustic_config(config)), "n_symbols": n_symbols, "fm": fm,
+            "state": model_state, "frontend": fe, "steps": int(state.get("step", 0))}
+
+
+def build_acoustic(section: dict[str, Any]) -> AcousticModel:
+    """The model of a bundle's ``acoustic`` section, weights loaded, in eval mode."""
+    cfg = from_dict(AcousticConfig, section["config"], "acoustic")
+    if section["class"] == "fm":
+        from ebtk.tts.flow_matching import FlowMatchingTTS
+
+        fm = section["fm"] or {}
+        model: AcousticModel = FlowMatchingTTS(section["n_symbols"], cfg, unet_channels=fm["unet_channels"],
+                                               mults=tuple(fm["mults"]), n_steps=fm["n_steps"])
+    else:
+        model = AcousticModel(section["n_symbols"], cfg)
+    _load(model, section["state"], "acoustic model")
+    return model.eval()
+
+
+def build_refiner(section: dict[str, Any]) -> nn.Module:
+    """The refiner of a bundle's ``refiner`` section, weights loaded, in eval mode."""
+    from ebtk.tts.refiner import build_refiner as build
+
+    model = build(section["kind"], channels=section["channels"], mults=tuple(section["mults"]),
+                  text_cond=section["text_cond"])
+    _load(model, section["state"], "refiner")
+    return model.eval()
+
+
+def _load(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise EbtkError(f"the {what}'s weights do not fit its config: {str(e).splitlines()[0][:160]}") from None
+
+
+def _mel_stats(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, float]:
+    return {"mean": float(state[f"{prefix}mel_mean"]), "std": float(state[f"{prefix}mel_std"])}
+
+
+def bundle_from_run(run_dir: str | Path) -> dict[str, Any]:
+    """The bundle dict of a tts run dir (acoustic, fm or refiner; a refiner's acoustic run is read through
+    its `acoustic.checkpoint`, absolute or relative to the refiner's run dir)."""
+    import ebtk
+
+    run_dir = Path(run_dir)
+    config, state = read_run(run_dir)
+    name = config["objective"]["name"]
+    refine = from_dict(TTSRefine, config.get("refine", {}), "refine")
+    source: dict[str, Any] = {"run_dir": str(run_dir.resolve()), "objective": name,
+                              "steps": int(state.get("step", 0)), "ebtk_version": ebtk.__version__}
+    refiner = None
+    if name in MODEL_OBJECTIVES:
+        ac = acoustic_section(run_dir)
+        steps = ac["fm"]["n_steps"] if name == "fm" else 0
+        kind = name
+    else:
+        ac_dir = acoustic_run(run_dir, config)
+        if ac_dir is None:
+            raise EbtkError(f"{run_dir} is a refiner run without acoustic.checkpoint in its config")
+        if not ac_dir.is_dir():
+            raise EbtkError(f"the acoustic run of {run_dir} is gone: {ac_dir}; hint: export the bundle where both "
+                            "run dirs exist (`ebtk export RUN_DIR FILE`), then synthesize from the file")
+        check_acoustic_run(ac_dir)
+        ac = acoustic_section(ac_dir)
+        m = from_dict(TTSModel, config.get("model", {}), "model")
+        model_state = {k: v.cpu() for k, v in state["model"].items()}
+        refiner = {"kind": m.kind, "channels": m.channels, "mults": list(m.mults), "text_cond": m.text_cond,
+                   "state": model_state, "mel": _mel_stats(model_state, "body.")}
+        source.update(acoustic_run=str(ac_dir.resolve()), acoustic_steps=ac["steps"])
+        steps, kind = refine.steps, "refiner"
+    frontend = ac.pop("frontend")
+    ac.pop("steps")
+    return {
+        "format": FORMAT, "version": VERSION, "kind": kind, "frontend": frontend,
+        "mel": {**_mel_stats(ac["state"]), "settings": mel_settings()},
+        "acoustic": ac, "refiner": refiner,
+        "refine": {"steps": int(steps), "step_size": refine.effective_step_size(config["objective"]),
+                   "length_scale": float(refine.length_scale)},
+        "source": source,
+    }
+
+
+def write_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
+    """Write `bundle` atomically (ebtk.io) to `path`."""
+    path = Path(path)
+    if path.is_dir():
+        raise EbtkError(f"{path} is a directory; give a file name for the bundle, e.g. {path / 'model.pt'}")
+    atomic_write(path, lambda f: torch.save(bundle, f))
+    return path
+
+
+def export(run_dir: str | Path, path: str | Path) -> Path:
+    """`ebtk export RUN_DIR FILE`: the run's inference bundle, one `weights_only`-loadable file."""
+    return write_bundle(bundle_from_run(run_dir), path)
+
+
+def read_bundle(path: str | Path) -> dict[str, Any]:
+    """A bundle file's dict; anything else is an EbtkError that says what to give instead."""
+    path = Path(path)
+    if not path.is_file():
+        raise EbtkError(f"model not found: {path} (give a bundle file from `ebtk export` or a tts run dir)")
+    try:
+        b = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise EbtkError(f"cannot read {path} as an ebtk bundle: {why}") from None
+    if not isinstance(b, dict) or b.get("format") != FORMAT:
+        hint = "; hint: give its run dir, or `ebtk export RUN_DIR FILE` first" if isinstance(b, dict) and \
+            "format_version" in b else ""
+        raise EbtkError(f"{path} is not an ebtk tts bundle{hint}")
+    if b.get("version") != VERSION:
+        raise EbtkError(f"{path} is a version {b.get('version')} bundle; this ebtk reads version {VERSION}")
+    return b
+
+
+# -- synthesis ----------------------------------------------------------------------------------------
+class Synthesizer:
+    """text → phonemes → hypothesis mel → (refined mel) → HiFi-GAN → 22 050 Hz waveform, from a bundle.
+
+    `steps` / `step_size` / `length_scale` default to the bundle's refinement defaults; for fm bundles
+    `steps` is the number of Euler steps. Synthesis is deterministic (FM's noise comes from `seed`).
+    """
+
+    def __init__(self, bundle: dict[str, Any], device: str | torch.device = "cpu"):
+        from ebtk.tts.text import TextFrontend
+
+        self.bundle = bundle
+        self.device = torch.device(device)
+        self.kind: str = bundle["kind"]
+        self.frontend = TextFrontend.from_state_dict(bundle["frontend"])
+        self.acoustic = build_acoustic(bundle["acoustic"]).to(self.device)
+        self.refiner = build_refiner(bundle["refiner"]).to(self.device) if bundle.get("refiner") else None
+        self.text_cond = bool(bundle["refiner"]["text_cond"]) if self.refiner is not None else False
+        r = bundle["refine"]
+        self.steps, self.step_size, self.length_scale = int(r["steps"]), float(r["step_size"]), float(r["length_scale"])
+        self._vocoder = None
+
+    @property
+    def vocoder(self) -> Any:
+        """HiFi-GAN (LJSpeech weights) on this synthesizer's device, loaded on first use."""
+        if self._vocoder is None:
+            from ebtk.tts.vocoder import Vocoder
+
+            self._vocoder = Vocoder.load(self.device)
+        return self._vocoder
+
+    def settings(self, steps: int | None = None, step_size: float | None = None,
+                 length_scale: float | None = None) -> tuple[int, float, float]:
+        """The effective (steps, step size, length scale) of a call: the arguments, else the defaults."""
+        k = self.steps if steps is None else int(steps)
+        eta = self.step_size if step_size is None else float(step_size)
+        ls = self.length_scale if length_scale is None else float(length_scale)
+        if self.kind == "acoustic":
+            k = 0
+        if k < 0 or eta <= 0 or ls <= 0 or (self.kind == "fm" and k < 1):
+            least = 1 if self.kind == "fm" else 0
+            raise EbtkError(f"steps must be ≥ {least}, step size and length scale > 0; got {k}, {eta:g}, {ls:g}")
+        return k, eta, ls
+
+    def phonemes(self, text: str) -> torch.Tensor:
+        """(1, N) symbol ids of `text`."""
+        if not isinstance(text, str) or not text.strip():
+            raise EbtkError("the text is empty; hint: give a sentence to speak")
+        return torch.tensor([self.frontend.encode(text)], dtype=torch.long, device=self.device)
+
+    @torch.no_grad()
+    def mels(self, phonemes: torch.Tensor, steps: int | None = None, step_size: float | None = None,
+             length_scale: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hypothesis, final mel), each (B, 80, T), of phoneme ids (B, N). For fm both are the FM output;
+        for an acoustic bundle both are the hypothesis."""
+        k, eta, ls = self.settings(steps, step_size, length_scale)
+        if self.kind == "fm":
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                y, _, _ = self.acoustic.infer(phonemes, None, ls, n_steps=k)
+            return y, y
+        hyp, mu_y, mask = self.acoustic.infer(phonemes, None, ls)
+        if self.refiner is None:
+            return hyp, hyp
+        from ebtk.tts.refiner import refine
+
+        cond = {"hyp": hyp, "mask": mask}
+        if self.text_cond:
+            cond["text"] = mu_y
+        return hyp, refine(self.refiner, hyp, k, eta, cond)[0]
+
+    def synthesize(self, text: str, steps: int | None = None, step_size: float | None = None,
+                   length_scale: float | None = None) -> np.ndarray:
+        """The waveform of `text`: float32 in [-1, 1] at 22 050 Hz, shape (samples,)."""
+        _, mel = self.mels(self.phonemes(text), steps, step_size, length_scale)
+        wav = self.vocoder(mel)[0].cpu()
+        if not torch.isfinite(wav).all():
+            raise EbtkError("synthesis produced non-finite audio; hint: fewer steps or a smaller step size")
+        return wav.numpy().astype(np.float32, copy=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Write this synthesizer's bundle (e.g. to ship a model loaded from a run dir)."""
+        return write_bundle(self.bundle, path)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> Synthesizer:
+    """A `Synthesizer` from a bundle file or a tts run dir (read into the same bundle dict)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return Synthesizer(bundle_from_run(p), device)
+    return Synthesizer(read_bundle(p), device)
+
+
+__all__ = ["FORMAT", "VERSION", "Synthesizer", "acoustic_section", "build_acoustic", "build_refiner",
+           "bundle_from_run", "export", "load", "read_bundle", "write_bundle"]
