@@ -87,12 +87,10 @@ def test_acoustic_run_writes_frame_aligned_hypotheses(acoustic_run, corpus) -> N
 @pytest.mark.parametrize("name", ["delta", "ssm", "nce", "sa-nce", "ssm+delta"])
 @pytest.mark.parametrize("kind", ["score", "energy"])
 def test_refiner_objectives_train_a_step_or_refuse(acoustic_run, name: str, kind: str) -> None:
-    from ebtk.objectives.base import build_objective
-
     cfg, task = refiner_task(name, kind, acoustic_run[0])
     model = task.build_model(name)
     assert model.kind == kind
-    obj = build_objective(name, cfg["objective"], cfg["sampler"], task)
+    obj = task.build_objective()
     if kind == "score" and name in ("nce", "sa-nce"):
         with pytest.raises(EbtkError, match="scalar energy"):
             obj.check_model(model)
@@ -113,11 +111,12 @@ def test_refiner_needs_an_acoustic_run(tmp_path) -> None:
     from ebtk.train.trainer import resolve_config
 
     task = build_task(resolve_config("tts", "delta", overrides=TINY))
+    model = task.build_model("delta")  # building reads no data: a fresh run's init_weights does
     with pytest.raises(EbtkError, match="acoustic.checkpoint"):
-        task.build_model("delta")
+        task.init_weights(model)
     _, task = refiner_task("delta", "score", tmp_path)
     with pytest.raises(EbtkError, match="hypotheses.pt"):
-        task.build_model("delta")
+        task.init_weights(model)
 
 
 class ExactDelta(ScoreModel):
@@ -145,7 +144,7 @@ def test_exact_score_recovers_the_reference(acoustic_run) -> None:
     for steps, eta in ((1, 1.0), (4, 0.25)):
         y, _ = refine(model, hyp, steps, eta)
         assert torch.allclose(y, ref, atol=1e-5)  # mel-level distortion 0
-    scorer = Scorer(task, [uid], dnsmos=False)  # against the recorded wav, as the evaluation does
+    scorer = Scorer(task.vocoder, task.eval_utterances([uid]), dnsmos=False)  # against the recorded wav
     voc = scorer.score("vocoded reference", [ref[0]])
     refined = scorer.score("refined", [refine(model, hyp, 1, 1.0)[0][0]], steps=1, step_size=1.0)
     assert refined["mel_mse"] == pytest.approx(0.0, abs=1e-10)
@@ -153,23 +152,33 @@ def test_exact_score_recovers_the_reference(acoustic_run) -> None:
     assert refined["logf0_rmse"] == pytest.approx(voc["logf0_rmse"], abs=1e-3)
 
 
-def test_refiner_run_evaluates_and_synthesizes(acoustic_run, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def delta_run(acoustic_run, tmp_path_factory):
+    """A delta refiner trained for η = 0.5 (objective.step_size); refine.step_size is left at its default."""
     from ebtk.train.trainer import train
+
+    out = tmp_path_factory.mktemp("runs") / "delta"
+    metrics = train("tts", "delta", out, overrides=[*TINY, "train.steps=10", f"acoustic.checkpoint={acoustic_run[0]}",
+                                                   "objective.step_size=0.5", "eval.step_sizes=[0.5]"],
+                    progress=False)
+    return out, metrics
+
+
+def test_refiner_run_evaluates_and_synthesizes(delta_run, tmp_path) -> None:
     from ebtk.tts.audio import SAMPLE_RATE
     from ebtk.tts.synthesize import synthesize
 
-    out = tmp_path / "delta"
-    metrics = train("tts", "delta", out, overrides=[*TINY, "train.steps=10", f"acoustic.checkpoint={acoustic_run[0]}"],
-                    progress=False)
+    out, metrics = delta_run
     for k in ("mcd_hyp", "mcd_refined", "logf0_rmse_hyp", "logf0_rmse_refined", "vuv_hyp", "vuv_refined",
               "dnsmos_hyp", "dnsmos_refined", "rtf", "refine_steps"):
         assert k in metrics
     assert metrics["refine_steps"] == 1 and metrics["rtf"] > 0 and np.isfinite(metrics["mcd_refined"])
+    assert metrics["refine_step_size"] == 0.5  # the η delta trained for, not refine.step_size's old 1.0
     table = json.loads((out / "eval_table.json").read_text())["rows"]
-    assert {(r["system"], r["steps"]) for r in table} == {("vocoded reference", None), ("hypothesis", 0),
-                                                          ("refined", 1)}
-    assert "| refined | 1 | 1.00 |" in (out / "eval_table.md").read_text()
-    assert (out / "mels.png").is_file() and list((out / "wavs").glob("*_refined_k1_eta1.wav"))
+    assert {(r["system"], r["steps"], r["step_size"]) for r in table} == {
+        ("vocoded reference", None, None), ("hypothesis", 0, None), ("refined", 1, 0.5)}
+    assert "| refined | 1 | 0.50 |" in (out / "eval_table.md").read_text()
+    assert (out / "mels.png").is_file() and list((out / "wavs").glob("*_refined_k1_eta0.5.wav"))
     _check_study_table(out, table)
 
     import soundfile as sf
@@ -278,7 +287,8 @@ def test_tts_bad_input_one_line_error_and_run_dir_untouched(run_cli, acoustic_ru
         broken = tmp_path / "broken"
         shutil.copytree(corpus, broken)
         (broken / "wavs" / "u3.wav").unlink()
-        argv = ["train", "tts", "--objective", "acoustic", "--out", run, "--quiet", *TINY, f"data.path={broken}"]
+        argv = ["train", "tts", "--objective", "acoustic", "--out", tmp_path / "r", "--quiet", *TINY,
+                f"data.path={broken}"]  # a fresh run: found while reading the data, before anything is written
         needle = "missing audio file"
     elif case == "acoustic.checkpoint from another task":
         argv = ["train", "tts", "--objective", "delta", "--out", tmp_path / "r", "--quiet", *TINY,
@@ -293,6 +303,7 @@ def test_tts_bad_input_one_line_error_and_run_dir_untouched(run_cli, acoustic_ru
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], err
     assert _tree(run) == before
     assert not (tmp_path / "x.wav").exists() and not (tmp_path / "r" / "checkpoint.pt").exists()
+    assert not (tmp_path / "r" / "config.yaml").exists()
 
 
 def _check_study_table(run, rows) -> None:  # noqa: ANN001
@@ -315,3 +326,135 @@ def _check_study_table(run, rows) -> None:  # noqa: ANN001
     m = json.loads((run / "metrics.json").read_text())
     assert f"| refined | {run.name} ({m['steps']} steps, " in md[4]
     assert md[4].endswith(f"| {m['rtf_refine']:.3f} |")  # mel-stage RTF (vocoder excluded), as FM's rows
+
+
+# -- inference bundles -----------------------------------------------------------------------------------
+SAY = "Open the door, please."
+
+
+def test_export_then_synthesize_without_corpus_or_runs_from_another_dir(delta_run, acoustic_run, corpus, tmp_path,
+                                                                      monkeypatch, run_cli) -> None:
+    """`ebtk export` → corpus and both run dirs gone → `ebtk synthesize FILE` from another cwd writes the wav
+    that synthesizing from the run dir wrote; the file is weights_only-loadable and carries the linked η."""
+    import soundfile as sf
+
+    import ebtk.tts
+
+    run, _ = delta_run
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("synthesize", run, "--text", SAY, "--out", "from_run.wav")
+    assert code == 0, err
+    from_run = ebtk.tts.load(run).synthesize(SAY)
+    code, out, err = run_cli("export", run, "model.pt")
+    assert code == 0 and "model.pt" in out, err
+    b = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert b["format"] == "ebtk-tts-bundle" and b["kind"] == "refiner"
+    assert b["refine"] == {"steps": 1, "step_size": 0.5, "length_scale": 1.0}  # η linked to objective.step_size
+    assert set(b["mel"]) >= {"mean", "std", "settings"} and b["frontend"]["symbols"]
+    assert b["refiner"]["kind"] == "score" and b["acoustic"]["class"] == "acoustic"
+    assert oct((tmp_path / "model.pt").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    stash = tmp_path / "stash"  # "deleted": moved away (and back afterwards, for the module's other tests)
+    stash.mkdir()
+    gone = [corpus, acoustic_run[0], run]
+    for k, d in enumerate(gone):
+        shutil.move(d, stash / str(k))
+    try:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        code, _, err = run_cli("synthesize", tmp_path / "model.pt", "--text", SAY, "--out", "from_file.wav")
+        assert code == 0, err
+        from_file = ebtk.tts.load(tmp_path / "model.pt").synthesize(SAY)
+        code, _, err = run_cli("synthesize", run, "--text", SAY, "--out", "x.wav")  # the run dir is gone
+        assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+    finally:
+        for k, d in enumerate(gone):
+            shutil.move(stash / str(k), d)
+    a, sr_a = sf.read(tmp_path / "from_run.wav", dtype="float32")
+    b_wav, sr_b = sf.read(elsewhere / "from_file.wav", dtype="float32")
+    assert sr_a == sr_b == 22050 and a.shape == b_wav.shape and np.abs(a - b_wav).max() < 1e-5
+    assert from_run.dtype == np.float32 and from_run.ndim == 1
+    assert np.abs(from_run - from_file).max() < 1e-5
+    assert np.abs(from_run - a).max() < 1e-4  # the wav file is the same audio, 16-bit PCM
+
+
+def _umask() -> int:
+    import os
+
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_bundles_of_acoustic_and_fm_runs_and_bad_files(acoustic_run, tmp_path) -> None:
+    from ebtk.tts.bundle import export, load, read_bundle
+
+    syn = load(acoustic_run[0])
+    assert syn.kind == "acoustic" and syn.refiner is None and syn.settings() == (0, 1.0, 1.0)
+    hyp, mel = syn.mels(syn.phonemes(SAY))
+    assert torch.equal(hyp, mel) and hyp.shape[1] == 80
+    long_hyp, _ = syn.mels(syn.phonemes(SAY), length_scale=2.0)
+    assert long_hyp.shape[-1] > 1.5 * hyp.shape[-1]
+    with pytest.raises(EbtkError, match="not an ebtk tts bundle.*ebtk export"):
+        read_bundle(acoustic_run[0] / "checkpoint.pt")
+    with pytest.raises(EbtkError, match="not found"):
+        load(tmp_path / "nope.pt")
+    path = export(acoustic_run[0], tmp_path / "ac.pt")
+    again = load(path)
+    assert torch.equal(again.mels(again.phonemes(SAY))[0], hyp)
+
+
+def test_loading_a_run_reads_no_corpus(acoustic_run, corpus, tmp_path) -> None:
+    """Mel statistics live in the checkpoint: evaluation-free loading (load_run, bundles) works without data."""
+    from ebtk.train.trainer import load_run
+
+    moved = tmp_path / "away"
+    shutil.move(corpus, moved)
+    try:
+        _, task, model, _, _ = load_run(acoustic_run[0])
+        ck = torch.load(acoustic_run[0] / "checkpoint.pt", weights_only=True)["model"]
+        assert float(model.mel_mean) == float(ck["mel_mean"]) != 0.0 and float(model.mel_std) != 1.0
+    finally:
+        shutil.move(moved, corpus)
+
+
+def test_refine_step_size_follows_the_delta_objective(acoustic_run) -> None:
+    from ebtk.tts.config import TTSRefine
+
+    assert TTSRefine().effective_step_size({"name": "delta", "step_size": 0.25}) == 0.25
+    assert TTSRefine().effective_step_size({"name": "ssm+delta", "weights": [1, 1], "delta": {"step_size": 0.3},
+                                            "ssm": {}}) == 0.3
+    assert TTSRefine().effective_step_size({"name": "ssm"}) == 1.0
+    assert TTSRefine(step_size=0.8).effective_step_size({"name": "delta", "step_size": 0.25}) == 0.8  # explicit wins
+    _, task = refiner_task("delta", "score", acoustic_run[0], ("objective.step_size=0.5",))
+    assert task.refine_cfg.step_size is None and task.refine_step_size == 0.5
+    _, task = refiner_task("ssm+delta", "score", acoustic_run[0], ("objective.delta.step_size=0.4",))
+    assert task.refine_step_size == 0.4
+    _, task = refiner_task("delta", "score", acoustic_run[0], ("objective.step_size=0.5", "refine.step_size=1.0"))
+    assert task.refine_step_size == 1.0
+
+
+def test_paths_are_stored_absolute(tmp_path, monkeypatch) -> None:
+    from ebtk.io import resolve_in
+    from ebtk.tasks.tts import TTS
+
+    monkeypatch.chdir(tmp_path)
+    cfg = TTS.resolve_paths({"data": {"path": "corpus"}, "acoustic": {"checkpoint": "runs/ac"}, "model": {}})
+    assert cfg["data"]["path"] == str(tmp_path.resolve() / "corpus")
+    assert cfg["acoustic"]["checkpoint"] == str(tmp_path.resolve() / "runs" / "ac")
+    assert TTS.resolve_paths({"data": {"path": ""}})["data"]["path"] == ""
+    assert resolve_in(tmp_path / "run", "../ac") == tmp_path / "run" / ".." / "ac"  # relative: to the run dir
+
+
+def test_evaluation_logs_val_media_to_tensorboard(acoustic_run, delta_run) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run, want in ((acoustic_run[0], {"reference", "hypothesis"}), (delta_run[0], {"reference", "hypothesis",
+                                                                                      "refined"})):
+        (media,) = sorted((run / "tb").glob("*.media"))
+        ea = EventAccumulator(str(media), size_guidance={"images": 0, "audio": 0})
+        ea.Reload()
+        assert {t.split("/", 1)[1] for t in ea.Tags()["images"]} == want
+        assert {t.split("/", 1)[1] for t in ea.Tags()["audio"]} == want | {"recording"}
+        assert ea.Audio("audio/reference")[-1].step == (30 if run == acoustic_run[0] else 10)  # the trained steps
