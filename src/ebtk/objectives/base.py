@@ -135,6 +135,11 @@ class Objective(nn.Module):
     def on_step(self, model: nn.Module, step: int) -> None:
         """Subclass hook behind `after_step`, with the step count resolved."""
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # checkpoints written before objectives counted their own steps lack the counter: keep ours
+        state_dict.setdefault(prefix + "steps_seen", self.steps_seen.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @classmethod
     def default_section(cls) -> dict[str, Any]:
         """The `objective` config section's defaults (without `name`)."""
