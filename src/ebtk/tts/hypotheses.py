@@ -95,7 +95,8 @@ def load_hypotheses(run_dir: str | Path) -> dict[str, Any]:
     try:
         h = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
-        raise EbtkError(f"corrupt or unreadable {path}: {str(e).strip().splitlines()[0][:120]}") from None
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise EbtkError(f"corrupt or unreadable {path}: {why}") from None
     if not isinstance(h, dict) or h.get("version") != VERSION:
         raise EbtkError(f"{path} is from another ebtk version; re-run `ebtk evaluate {run_dir}`")
     return h
