@@ -32,6 +32,12 @@ class Task:
     resume_free: ClassVar[tuple[str, ...]] = ("eval",)  # config sections a resumed run may change (eval only)
     shape: tuple[int, ...] = ()
 
+    @classmethod
+    def resolve_paths(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Make the config's file paths absolute (against the caller's cwd) before a run dir stores them,
+        so the run works from any directory. Tasks with paths override it."""
+        return config
+
     def __init__(self, config: dict[str, Any], run_dir: Path | None = None):
         self.config = config
         self.run_dir = run_dir

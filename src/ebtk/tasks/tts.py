@@ -78,6 +78,7 @@ class TTS(Task):
     # NCE: the hypothesis kernel N(Ŷ, 1²) in raw log-mel units, the scale of the hypotheses' errors; with
     # it the untrained EnergyRefiner (≈ the same kernel) starts the classifier near chance, not saturated.
     default_objective_overrides: ClassVar[dict[str, dict[str, Any]]] = {"nce": {"noise": "hyp", "noise_std": 1.0}}
+    resume_free: ClassVar[tuple[str, ...]] = ("eval", "refine")  # evaluation-only sections
 
     def __init__(self, config: dict[str, Any], run_dir: Path | None = None):
         super().__init__(config, run_dir)

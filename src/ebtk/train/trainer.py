@@ -70,6 +70,7 @@ def resolve_config(
                 raise EbtkError(f"{config_file} is for {key} {v!r}, but the command asks for {given!r}")
         cfg = merge(cfg, file_cfg)
     cfg = merge(cfg, parse_overrides(overrides or []))
+    cfg = tcls.resolve_paths(cfg)
     validate_config(cfg)
     return cfg
 
