@@ -445,6 +445,11 @@ def test_paths_are_stored_absolute(tmp_path, monkeypatch) -> None:
     assert cfg["acoustic"]["checkpoint"] == str(tmp_path.resolve() / "runs" / "ac")
     assert TTS.resolve_paths({"data": {"path": ""}})["data"]["path"] == ""
     assert resolve_in(tmp_path / "run", "../ac") == tmp_path / "run" / ".." / "ac"  # relative: to the run dir
+    from ebtk.train.trainer import resolve_config  # what `ebtk train` stores in config.yaml
+
+    cfg = resolve_config("tts", "delta", None, ["data.path=corpus", "acoustic.checkpoint=runs/ac"])
+    assert cfg["data"]["path"] == str(tmp_path.resolve() / "corpus")
+    assert cfg["acoustic"]["checkpoint"] == str(tmp_path.resolve() / "runs" / "ac")
 
 
 def test_evaluation_logs_val_media_to_tensorboard(acoustic_run, delta_run) -> None:
