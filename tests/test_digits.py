@@ -135,8 +135,7 @@ def test_fd_separates_real_digits_from_noise():
 
 
 # -- nets -----------------------------------------------------------------------------------------------
-def test_conv_nets_shapes_registry_and_energy_score_sign():
-    assert get("net", "conv-energy") is ConvEnergy and get("net", "conv-score") is ConvScore
+def test_conv_nets_shapes_and_energy_score_sign():
     torch.manual_seed(0)
     x = torch.rand(5, 1, 8, 8) * 2 - 1
     e_net, s_net = ConvEnergy(channels=16), ConvScore(channels=16)

@@ -91,7 +91,8 @@ def _task(tmp_path=None, **over):
 
 def test_registered_and_config_errors():
     assert get("task", "toy2d") is Toy2d
-    assert get("net", "mlp-energy") is MLPEnergy and get("net", "mlp-score") is MLPScore
+    assert type(_task(model__kind="energy").build_model("cd")) is MLPEnergy
+    assert type(_task(model__kind="score").build_model("ssm")) is MLPScore
     with pytest.raises(EbtkError, match="data.name"):
         _task(data__name="spirals")
     with pytest.raises(EbtkError, match="model.kind"):

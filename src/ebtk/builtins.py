@@ -1,4 +1,7 @@
-"""Imports every module that registers a built-in objective, task, sampler or net (explicit, once)."""
+"""Imports every module that registers a built-in objective or task (explicit, once).
+
+Nets and samplers are plain classes that tasks and objectives construct directly; no config names them,
+so they have no registry (a name nobody looks up is indirection without use)."""
 
 from __future__ import annotations
 
@@ -14,11 +17,6 @@ MODULES = [
     "ebtk.objectives.delta",
     "ebtk.objectives.acoustic",
     "ebtk.objectives.fm",
-    "ebtk.nets.mlp",
-    "ebtk.nets.conv",
-    "ebtk.nets.unet1d",
-    "ebtk.sampling.langevin",
-    "ebtk.sampling.descent",
     "ebtk.tasks.toy2d",
     "ebtk.tasks.digits",
     "ebtk.tasks.tts",

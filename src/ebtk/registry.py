@@ -1,4 +1,4 @@
-"""One generic name → factory registry, shared by objectives, tasks, samplers and nets.
+"""One generic name → factory registry, shared by objectives and tasks.
 
 Registries are filled explicitly by `ebtk.builtins.load()` importing the modules that register, so a
 lookup never depends on an accidental import side effect elsewhere.

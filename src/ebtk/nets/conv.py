@@ -12,7 +12,6 @@ from torch import nn
 
 from ebtk.energy import EnergyModel, ScoreModel
 from ebtk.errors import EbtkError
-from ebtk.registry import register
 
 
 def _check(x: torch.Tensor, cond: object, in_ch: int) -> None:
@@ -22,7 +21,6 @@ def _check(x: torch.Tensor, cond: object, in_ch: int) -> None:
         raise EbtkError("the conv nets are unconditional; call them with cond=None")
 
 
-@register("net", "conv-energy")
 class ConvEnergy(EnergyModel):
     """E_θ(x): (B, C, 8, 8) → (B,). Three 3×3 convs (8×8 → 4×4 → 2×2), SiLU, then a linear head."""
 
@@ -44,7 +42,6 @@ class ConvEnergy(EnergyModel):
         return self.net(x).squeeze(-1)
 
 
-@register("net", "conv-score")
 class ConvScore(ScoreModel):
     """s_θ(x): (B, C, 8, 8) → like x. A two-level U-Net: 8×8 → 4×4 → 8×8 with a skip connection."""
 

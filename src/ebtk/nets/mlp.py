@@ -11,7 +11,6 @@ from torch import nn
 
 from ebtk.energy import EnergyModel, ScoreModel
 from ebtk.errors import EbtkError
-from ebtk.registry import register
 
 
 def _trunk(in_dim: int, hidden: int, depth: int) -> nn.Sequential:
@@ -36,7 +35,6 @@ def _with_cond(x: torch.Tensor, cond: torch.Tensor | None, cond_dim: int) -> tor
     return h
 
 
-@register("net", "mlp-energy")
 class MLPEnergy(EnergyModel):
     """E_θ(x): (B, in_dim) -> (B,). `cond_dim` > 0 concatenates a (B, cond_dim) condition to the input."""
 
@@ -50,7 +48,6 @@ class MLPEnergy(EnergyModel):
         return self.head(self.trunk(_with_cond(x, cond, self.cond_dim))).squeeze(-1)
 
 
-@register("net", "mlp-score")
 class MLPScore(ScoreModel):
     """s_θ(x): (B, *shape) -> like x, with *shape flattening to in_dim. Same trunk as `MLPEnergy`."""
 

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ebtk.errors import EbtkError
-from ebtk.registry import register
 
 
 def _groups(ch: int) -> int:
@@ -76,7 +75,6 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([args.sin(), args.cos()], 1)
 
 
-@register("net", "unet1d")
 class UNet1d(nn.Module):
     """shape: x (B, in_ch, T), mask (B, 1, T) or None, t (B,) or None -> (B, out_ch, T).
 

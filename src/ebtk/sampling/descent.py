@@ -14,11 +14,9 @@ import torch
 from torch import nn
 
 from ebtk.errors import EbtkError
-from ebtk.registry import register
 from ebtk.sampling.langevin import Sampler
 
 
-@register("sampler", "descent")
 class Descent(Sampler):
     """x ← x + η·m⊙s(x). `mask` (broadcastable to x, 1 = valid) is optional; a {0, 1} mask changes no rounding."""
 

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from ebtk.energy import is_energy, unwrap
-from ebtk.registry import register
 
 
 @contextmanager
@@ -80,7 +79,6 @@ class Sampler:
         return x
 
 
-@register("sampler", "langevin")
 class Langevin(Sampler):
     """SGLD with a separate noise scale (noise_scale=1 is exact unadjusted Langevin)."""
 
