@@ -68,7 +68,40 @@ def test_cd_with_exact_model_samples_is_the_ml_gradient():
     g_ml = torch.autograd.grad(nll, [model.mu, model.L])
     for a, b in zip(g_cd, g_ml):
         torch.testing.assert_close(a, b, atol=0.03, rtol=0.05)
-    assert torch.equal(out.negatives, out.negatives.detach())
+
+
+def test_cd_negatives_carry_no_graph_and_the_gradient_skips_the_chain():
+    """Negatives are constants of the loss: no graph, no gradient through the chain into θ.
+
+    With α = 0 and E = ½(x−μ)ᵀP(x−μ) + b, ∇_μ[mean E(x⁺) − mean E(x⁻)] = P(x̄⁻ − x̄⁺) when x⁻ is held
+    fixed, and ∇_b = 0. A gradient that also flowed through the chain (x⁻ depends on μ) would differ.
+    """
+    torch.manual_seed(0)
+    task = make_task(sampler={"steps": 30, "step_size": 0.05})
+    obj = build("cd", task, alpha=0.0)
+    model = GaussianEnergy(2, torch.tensor([0.4, -0.2]), torch.tensor([[1.5, 0.3], [0.3, 1.0]]))
+    batch = task.train_batch(torch.Generator().manual_seed(0), 512)
+    out = obj(model, batch)  # negatives from the Langevin chains
+    neg = out.negatives
+    assert neg.shape == batch.x.shape
+    assert not neg.requires_grad and neg.grad_fn is None and neg.is_leaf
+    # the sampler froze the parameters only while it ran, and accumulated no gradients into them
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(RuntimeError):  # the loss does not depend on the negatives through autograd
+        torch.autograd.grad(out.loss, neg)
+    g_mu, g_b = torch.autograd.grad(out.loss, [model.mu, model.b])
+    P = model.P.detach()
+    torch.testing.assert_close(g_mu, P @ (neg.mean(0) - batch.x.mean(0)), atol=1e-5, rtol=1e-5)
+    assert abs(float(g_b)) < 1e-5
+    # injected negatives with a graph to μ are cut off from it: x⁻ = μ + z gives E(x⁻) = ½zᵀPz + b,
+    # whose μ-gradient through the graph is 0, while as constants they give P(x̄⁻ − x̄⁺) as above
+    attached = model.mu + torch.randn(512, 2)
+    assert attached.requires_grad
+    out = obj(model, batch, negatives=attached)
+    assert not out.negatives.requires_grad and out.negatives.grad_fn is None
+    (g_mu,) = torch.autograd.grad(out.loss, [model.mu])
+    torch.testing.assert_close(g_mu, P @ (attached.detach().mean(0) - batch.x.mean(0)), atol=1e-5, rtol=1e-5)
 
 
 def test_pcd_fits_a_gaussian():
@@ -83,8 +116,9 @@ def test_pcd_fits_a_gaussian():
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-    torch.testing.assert_close(model.mu.detach(), task.mean, atol=0.15, rtol=0)
-    torch.testing.assert_close(torch.linalg.inv(model.P.detach()), task.cov, atol=0.2, rtol=0.2)
+    # seeded: observed max errors 0.029 (mean) and 0.049 (covariance); allowed about 3× that
+    torch.testing.assert_close(model.mu.detach(), task.mean, atol=0.09, rtol=0)
+    torch.testing.assert_close(torch.linalg.inv(model.P.detach()), task.cov, atol=0.15, rtol=0)
     assert int(obj.chains.buffer.count) >= 256  # chain ends were pushed back
 
 

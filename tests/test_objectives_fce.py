@@ -67,6 +67,14 @@ def test_flow_log_density_integrates_to_one_and_inverts():
     torch.testing.assert_close(ident.log_prob(x).detach(), ref, atol=1e-5, rtol=1e-5)
 
 
+# Seeded runs; observed errors: gmm mean 0.012, covariance 0.017, c − log Z_θ 0.014, noise NLL − entropy
+# 0.015; flow 0.030, 0.017, 0.007, 0.015. Each is allowed about 3× its observed error.
+FIT_TOL = {
+    "gmm": {"mean": 0.036, "cov": 0.05, "c": 0.045, "nll": 0.045},
+    "flow": {"mean": 0.09, "cov": 0.05, "c": 0.022, "nll": 0.045},
+}
+
+
 @pytest.mark.parametrize("noise_model", ["gmm", "flow"])
 def test_fce_fits_noise_and_model_jointly(noise_model):
     torch.manual_seed(0)
@@ -87,10 +95,11 @@ def test_fce_fits_noise_and_model_jointly(noise_model):
     # noise model: NLL near the data entropy; EBM: near the data Gaussian; c ≈ log Z_θ
     entropy = 0.5 * (2 * (1 + math.log(2 * math.pi)) + float(torch.logdet(task.cov)))
     held_out = task.train_batch(torch.Generator().manual_seed(999), 4000).x
-    assert float(-obj.noise.log_prob(held_out).mean().detach()) < entropy + 0.1
-    torch.testing.assert_close(model.mu.detach(), task.mean, atol=0.15, rtol=0)
-    torch.testing.assert_close(torch.linalg.inv(model.P.detach()), task.cov, atol=0.25, rtol=0.2)
-    assert abs(float(obj.c.detach()) - float(model.log_z().detach())) < 0.25
+    tol = FIT_TOL[noise_model]
+    assert abs(float(-obj.noise.log_prob(held_out).mean().detach()) - entropy) < tol["nll"]
+    torch.testing.assert_close(model.mu.detach(), task.mean, atol=tol["mean"], rtol=0)
+    torch.testing.assert_close(torch.linalg.inv(model.P.detach()), task.cov, atol=tol["cov"], rtol=0)
+    assert abs(float(obj.c.detach()) - float(model.log_z().detach())) < tol["c"]
     assert set(out.metrics) >= {"loss_nce", "nll_noise", "c", "acc", "e_pos", "e_neg"}
 
 

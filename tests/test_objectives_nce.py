@@ -50,6 +50,45 @@ def test_true_density_gives_bayes_optimal_logit(nu):
     assert set(out.metrics) >= {"loss_data", "loss_noise", "c", "acc", "e_pos", "e_neg"}
 
 
+@pytest.mark.parametrize("nu", [1, 3])
+def test_nce_loss_is_the_bernoulli_log_likelihood_of_the_density_classifier(nu):
+    """Loss and gradients against the classifier written with densities, not logits.
+
+    The model's density p_m(u) = exp(−E_θ(u) − c) and the noise N(μ, s·Σ) give the posterior that u is
+    data, h(u) = p_m(u) / (p_m(u) + ν q(u)). NCE is the negative Bernoulli log-likelihood of the labels
+    of all B + νB points under h, per data point: −(1/B)[Σ_data log h + Σ_noise log(1 − h)].
+    """
+    torch.manual_seed(0)
+    task = make_task()
+    obj = make_nce(task, nu=nu, noise_scale=2.0)
+    with torch.no_grad():
+        obj.c.fill_(0.7)
+    model = GaussianEnergy(2, torch.tensor([0.2, -0.6]), torch.tensor([[0.8, 0.2], [0.2, 1.4]]), b=-0.3)
+    b = 20000
+    batch = task.train_batch(torch.Generator().manual_seed(1), b)
+    out = obj(model, batch)
+    u = out.negatives
+    assert u.shape == (nu * b, 2)
+    # the noise points are draws from q = N(μ, C), C = 2Σ: each mean and covariance entry within 4 standard
+    # errors (se of a mean: √(C_ii/n); of a covariance: √((C_ii·C_jj + C_ij²)/n)); seeded: at most 2.0 se seen
+    n, cov_q = len(u), 2.0 * task.cov
+    var = cov_q.diagonal()
+    assert bool(((u.mean(0) - task.mean).abs() < 4 * (var / n).sqrt()).all())
+    se_cov = ((var[:, None] * var[None, :] + cov_q**2) / n).sqrt()
+    assert bool(((torch.cov(u.T) - cov_q).abs() < 4 * se_cov).all())
+    q = torch.distributions.MultivariateNormal(task.mean.double(), cov_q.double())
+
+    def p_data(pts: torch.Tensor) -> torch.Tensor:
+        p_m = torch.exp(-model(pts).double() - obj.c.double())
+        return p_m / (p_m + nu * q.log_prob(pts.double()).exp())
+
+    want = -(p_data(batch.x).log().sum() + (1 - p_data(u)).log().sum()) / b
+    torch.testing.assert_close(out.loss.double(), want, atol=0, rtol=1e-5)
+    params = [model.mu, model.L, model.b, obj.c]
+    for g, w in zip(torch.autograd.grad(out.loss, params), torch.autograd.grad(want, params)):
+        torch.testing.assert_close(g.double(), w.double(), atol=1e-5, rtol=1e-4)
+
+
 def test_nce_recovers_gaussian_and_log_z():
     torch.manual_seed(0)
     task = make_task()
@@ -96,7 +135,15 @@ def test_hyp_noise_log_density_and_samples():
     full = (normal.log_prob(ref) * mask).flatten(1).sum(1)
     n_valid = mask.expand_as(ref).flatten(1).sum(1)
     torch.testing.assert_close(log_q_x, full + 0.5 * n_valid * math.log(2 * math.pi * 0.09))
-    torch.testing.assert_close(hyp_log_q(u, torch.cat([hyp, hyp]), 0.3, torch.cat([mask, mask])), log_q_u)
+    # the noise points' log q: the same Normal log-density of u around their (tiled) hypothesis
+    full_u = (torch.distributions.Normal(torch.cat([hyp, hyp]), 0.3).log_prob(u) * torch.cat([mask, mask]))
+    n_valid_u = torch.cat([n_valid, n_valid])
+    torch.testing.assert_close(log_q_u, full_u.flatten(1).sum(1) + 0.5 * n_valid_u * math.log(2 * math.pi * 0.09))
+    # the function itself on hand-made points: one valid element off by 0.6 ⇒ −0.6²/(2·0.3²) = −2
+    a, h = torch.zeros(1, 2, 3), torch.zeros(1, 2, 3)
+    a[0, 1, 2], a[0, 0, 0] = 0.6, 5.0
+    m = torch.tensor([[[0.0, 1.0, 1.0]]])
+    torch.testing.assert_close(hyp_log_q(a, h, 0.3, m), torch.tensor([-2.0]))
 
 
 def test_hyp_noise_needs_hypothesis():
@@ -119,7 +166,9 @@ def test_gaussian_log_q_is_normalised():
     x = torch.randn(50, 2)
     ref = torch.distributions.MultivariateNormal(task.mean, 1.5 * task.cov).log_prob(x)
     torch.testing.assert_close(obj.gaussian_log_q(x), ref, atol=1e-3, rtol=1e-4)
-    torch.testing.assert_close(gauss_log_prob(x, task.mean, torch.linalg.inv(task.cov)), task.log_prob(x))
+    # the test helper's own Gaussian log-density, against torch.distributions
+    ref = torch.distributions.MultivariateNormal(task.mean, task.cov).log_prob(x)
+    torch.testing.assert_close(gauss_log_prob(x, task.mean, torch.linalg.inv(task.cov)), ref, atol=1e-4, rtol=1e-5)
 
 
 def test_singular_data_covariance_is_jittered():

@@ -108,17 +108,46 @@ def test_dsm_optimum_is_the_smoothed_gaussian_score(kind):
     torch.testing.assert_close(c, smoothed @ task.mean, atol=0.06, rtol=0.05)
 
 
+class RecordingScore(ScoreModel):
+    """s(x̃, cond) = −(x̃ − cond)/τ², recording each input x̃. With cond the clean x, x̃ − x = σε."""
+
+    def __init__(self, tau: float):
+        super().__init__()
+        self.tau = tau
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return -(x - cond) / self.tau**2
+
+
 def test_dsm_draws_each_sigma_from_the_list():
-    """With a zero score the loss is E[½σ²‖ε/σ‖²] = D/2 whatever σ; per-σ weights check the mixing."""
+    """Each sample's σ is read off its own noise, and the loss is checked against a closed form in σ.
+
+    In D = 512 dimensions ‖x̃ − x‖²/D = σ²·χ²_D/D is within a few % of σ², so the level each sample was
+    drawn at is identifiable: every sample must sit at a listed σ, and the counts must be uniform. For
+    s = −(x̃ − x)/τ² = −σε/τ² the per-sample loss is ½‖ε‖²(1 − σ²/τ²)²: zero at σ = τ, and different for
+    each other level, so it also checks that the loss weights each sample with the σ of its own noise.
+    """
     torch.manual_seed(0)
-    task = make_task()
-
-    class Zero(ScoreModel):
-        def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
-            return torch.zeros_like(x) * x
-
-    out = make(DSM, task, sigmas=[0.1, 1.0, 3.0])(Zero(), task.train_batch(torch.Generator().manual_seed(0), 40000))
-    assert abs(float(out.loss) - 1.0) < 0.03
+    sigmas, n, dim = [0.1, 1.0, 3.0], 6000, 512
+    x = torch.randn(n, dim)
+    model = RecordingScore(tau=1.0)
+    out = make(DSM, sigmas=sigmas)(model, Batch(x=x, cond=x))
+    (noisy,) = model.seen
+    sq = (noisy - x).pow(2).sum(1)  # σ²‖ε‖², (n,)
+    levels = torch.tensor(sigmas)
+    ratio = (sq / dim).unsqueeze(1) / levels.pow(2)  # σ̂²/σ_k², (n, K)
+    k = ratio.log().abs().argmin(1)
+    # no other noise level: each σ̂² within 25 % of a listed σ² (χ²_512/512 has sd 0.0625)
+    assert float(ratio.gather(1, k.unsqueeze(1)).log().abs().max()) < 0.25
+    counts = torch.bincount(k, minlength=len(sigmas)).float()
+    sd = (n * (1 / 3) * (2 / 3)) ** 0.5  # binomial(n, 1/3)
+    assert float((counts - n / 3).abs().max()) < 4 * sd, counts
+    sigma = levels[k]
+    eps_sq = sq / sigma**2
+    want = (0.5 * eps_sq * (1 - sigma**2 / model.tau**2) ** 2).mean()
+    torch.testing.assert_close(out.loss.detach(), want, rtol=1e-5, atol=0)
 
 
 class OracleScore(ScoreModel):
