@@ -16,9 +16,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_text", "default_mode",
+__all__ = ["atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_text", "default_mode", "load_torch",
            "resolve_in", "store_path"]
 
 
@@ -62,6 +62,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu") -> Any:
+    """`torch.load(weights_only=True)` (a file cannot run code); an unreadable or truncated file is one
+    EbtkError line, "corrupt or unreadable <what> <path>: <first line of the reason>"."""
+    import torch
+
+    from ebtk.errors import EbtkError
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise EbtkError(f"corrupt or unreadable {what} {path}: {why}") from None
 
 
 def resolve_in(run_dir: str | os.PathLike | None, p: str | os.PathLike) -> Path:

@@ -13,10 +13,7 @@ from typing import Any
 import torch
 
 from ebtk.errors import EbtkError
-from ebtk.io import atomic_write, atomic_write_bytes, atomic_write_text  # noqa: F401
-
-# atomic_write_bytes / atomic_write_text are re-exported only for tasks/tts.py and tts/evaluate.py, until
-# they import ebtk.io directly (issue 15); new code imports them from ebtk.io.
+from ebtk.io import atomic_write, load_torch
 
 FORMAT_VERSION = 1
 
@@ -31,11 +28,7 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise EbtkError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
-        msg = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise EbtkError(f"corrupt or unreadable checkpoint {path}: {msg}") from None
+    state = load_torch(path, "checkpoint", map_location)
     if not isinstance(state, dict) or "format_version" not in state:
         raise EbtkError(f"{path} is not an ebtk checkpoint")
     return state

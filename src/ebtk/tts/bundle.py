@@ -30,7 +30,7 @@ from torch import nn
 
 from ebtk.config import from_dict
 from ebtk.errors import EbtkError
-from ebtk.io import atomic_write
+from ebtk.io import atomic_write, load_torch
 from ebtk.tts.acoustic import AcousticConfig, AcousticModel
 from ebtk.tts.audio import mel_settings
 from ebtk.tts.config import MODEL_OBJECTIVES, TTSEval, TTSModel, TTSRefine
@@ -167,11 +167,7 @@ def read_bundle(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise EbtkError(f"model not found: {path} (give a bundle file from `ebtk export` or a tts run dir)")
-    try:
-        b = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
-        raise EbtkError(f"cannot read {path} as an ebtk bundle: {why}") from None
+    b = load_torch(path, "model file")
     if not isinstance(b, dict) or b.get("format") != FORMAT:
         hint = "; hint: give its run dir, or `ebtk export RUN_DIR FILE` first" if isinstance(b, dict) and \
             "format_version" in b else ""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ebtk.errors import EbtkError
-from ebtk.io import atomic_write
+from ebtk.io import atomic_write, load_torch
 from ebtk.tts.batches import collate
 
 HYPOTHESES = "hypotheses.pt"
@@ -92,11 +92,7 @@ def load_hypotheses(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise EbtkError(f"{run_dir} has no {HYPOTHESES}; hint: it must be a finished `tts --objective acoustic` "
                         "run (`ebtk evaluate` on it writes the file)")
-    try:
-        h = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
-        raise EbtkError(f"corrupt or unreadable {path}: {why}") from None
+    h = load_torch(path, "hypotheses file")
     if not isinstance(h, dict) or h.get("version") != VERSION:
         raise EbtkError(f"{path} is from another ebtk version; re-run `ebtk evaluate {run_dir}`")
     return h
