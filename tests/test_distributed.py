@@ -17,11 +17,11 @@ ARGS = [
     "--objective",
     "dsm",
     "--steps",
-    "60",
+    "300",
     "train.batch_size=128",
     "eval.grid=80",
     "eval.n_samples=500",
-    "train.ckpt_every=30",
+    "train.ckpt_every=100",
     "--quiet",
 ]
 
@@ -49,19 +49,19 @@ def test_two_process_gloo_matches_one_process(tmp_path: Path):
         text=True,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    seed1 = tmp_path / "seed1"
-    subprocess.run(
-        [sys.executable, "-m", "ebtk", "train", *ARGS, "--seed", "1", "--out", str(seed1)],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
-    a, b, c = (json.loads((d / "metrics.json").read_text()) for d in (one, two, seed1))
-    assert b["steps"] == a["steps"] == 60
+    seeds = []
+    for seed in (1, 2):
+        d = tmp_path / f"seed{seed}"
+        subprocess.run([sys.executable, "-m", "ebtk", "train", *ARGS, "--seed", str(seed), "--out", str(d)],
+                       check=True, env=env, capture_output=True)
+        seeds.append(json.loads((d / "metrics.json").read_text())["nll"])
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert b["steps"] == a["steps"] == 300
     # Same data and global batch; only the per-rank DSM noise differs. The 2-process fit must be as close to the
-    # 1-process fit as a change of seed moves it (plus a small floor).
-    assert abs(a["nll"] - b["nll"]) <= 2 * abs(a["nll"] - c["nll"]) + 0.1, (a["nll"], b["nll"], c["nll"])
+    # 1-process fit as a change of seed moves it (300 steps: seeds 0/1/2 gave NLL 3.30/3.37/3.46), plus a floor.
+    spread = max(abs(a["nll"] - c) for c in seeds)
+    assert abs(a["nll"] - b["nll"]) <= 2 * spread + 0.05, (a["nll"], b["nll"], seeds)
     init = torch.load(one / "checkpoint.pt", weights_only=True)
-    assert init["step"] == 60
+    assert init["step"] == 300
     # rank-0-only outputs: one checkpoint, one metrics file, one TensorBoard run
     assert len(list((two / "tb").glob("events.*"))) == 1
