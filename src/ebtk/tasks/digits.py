@@ -1,8 +1,10 @@
 """The `digits` task: an image EBM on sklearn's bundled 8×8 digits (1797 images, no download).
 
 Pixels 0..16 are scaled to [−1, 1] (pixel/16·2−1) and split once, stratified and seeded, into train and
-held-out test digits. Training batches add a little Gaussian dequantisation noise: the data sit on 17
-grey levels, and an EBM fitted to a discrete set can put unbounded density on it.
+held-out test digits; `data.val_fraction` > 0 carves a validation split (stratified, seeded) out of the
+training part, which `eval.split: val` scores against (for choosing settings; the test split stays
+unseen). Training batches add a little Gaussian dequantisation noise: the data sit on 17 grey levels,
+and an EBM fitted to a discrete set can put unbounded density on it.
 
 Evaluation draws Langevin samples (the `sampler` section, from uniform noise by default, clamped to
 [−1, 1]) and scores them against the held-out digits by the Fréchet distance and KID in the feature
@@ -29,16 +31,20 @@ from ebtk.tasks.base import Task
 
 @dataclass
 class DigitsData:
-    """test_fraction: held-out share (stratified); seed: the split; noise: dequantisation std added to
-    training batches (pixel levels are 0.125 apart)."""
+    """test_fraction: held-out share (stratified); val_fraction: share of the *training* part held out as
+    a validation split (0: none; training then uses the whole training part); seed: the splits; noise:
+    dequantisation std added to training batches (pixel levels are 0.125 apart)."""
 
     test_fraction: float = 0.2
+    val_fraction: float = 0.0
     seed: int = 0
     noise: float = 0.02
 
     def validate(self) -> None:
         if not 0 < self.test_fraction < 1:
             raise EbtkError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}; e.g. 0.2")
+        if not 0 <= self.val_fraction < 1:
+            raise EbtkError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}; e.g. 0.2")
         if self.noise < 0:
             raise EbtkError(f"data.noise must be ≥ 0, got {self.noise}; e.g. 0.02")
 
@@ -66,8 +72,11 @@ class DigitsEval:
 
     n_samples: int = 500
     steps: int = 0
+    split: str = "test"  # test | val (needs data.val_fraction > 0): the real digits the samples are scored against
 
     def validate(self) -> None:
+        if self.split not in ("val", "test"):
+            raise EbtkError(f"eval.split must be val or test, got {self.split!r}")
         if self.n_samples < 2 or self.steps < 0:
             raise EbtkError(f"eval.n_samples must be ≥ 2 and eval.steps ≥ 0, got {self.n_samples}, {self.steps}")
 
@@ -79,8 +88,10 @@ class Digits(Task):
     name = "digits"
     sections: ClassVar[dict[str, type]] = {"data": DigitsData, "model": DigitsModel, "eval": DigitsEval}
     shape = (1, 8, 8)
-    # Sized for ≤ 3 min on a CPU core: 32-channel net, batches of 64, 20-step chains.
-    default_train: ClassVar[dict[str, Any]] = {"steps": 500, "batch_size": 64, "lr": 1e-3, "beta1": 0.0}
+    # Sized for ≤ 3 min on a CPU core: 32-channel net, batches of 64, 20-step chains. threads=1: on a
+    # shared 2-core CPU two intra-op threads made a 20-step-chain run 8–15× slower (measured: 550 vs
+    # 35 ms per SA-NCE step).
+    default_train: ClassVar[dict[str, Any]] = {"steps": 500, "batch_size": 64, "lr": 1e-3, "beta1": 0.0, "threads": 1}
     # Short-run EBM sampling: a large step on the gradient and a much smaller noise (the usual
     # decoupled SGLD of image EBMs); noise std = noise_scale·√(2η) = 0.014, from uniform noise.
     default_sampler: ClassVar[dict[str, Any]] = {
@@ -89,15 +100,21 @@ class Digits(Task):
         "noise_scale": 0.01,
         "init": "uniform",
         "clip": 1.0,
+        # persistent chains (pcd; sa-nce with sampler.persistent=true): 20% restarts keep young chains in
+        # the buffer, so that the model also learns the way from noise (evaluation starts there); mean
+        # chain age 100 steps
+        "reinit": 0.2,
     }
+    # Shared by every Langevin-based objective (cd, pcd, sa-nce): lr, batch, the sampler above and α, the
+    # E² term that anchors the energy offset the NCE loss is blind to. They differ only in their loss (cd:
+    # short-run chains, pcd: persistent ones, by definition).
+    SHARED_LANGEVIN: ClassVar[dict[str, Any]] = {"alpha": 0.1, "train": {"lr": 2e-3}}
     default_objective_overrides: ClassVar[dict[str, dict[str, Any]]] = {
-        # 20% restarts keep young chains in the buffer, so that the model also learns the way from noise
-        # (evaluation starts there); mean chain age 100 steps.
-        "pcd": {"sampler": {"reinit": 0.2}},
+        "cd": SHARED_LANGEVIN,
+        "pcd": SHARED_LANGEVIN,
         # At this budget (a few hundred steps of 20-step short-run chains) only K = 1 gave digits; K = 5
         # and 10 lagged far behind (the snapshot's chains go stale while the model learns its sampler).
-        # The E² term anchors the energy offset that the NCE loss is blind to.
-        "sa-nce": {"interval": 1, "c": "estimated", "alpha": 0.1, "train": {"lr": 2e-3}},
+        "sa-nce": {**SHARED_LANGEVIN, "interval": 1, "c": "estimated"},
         # Score models (dsm) learn the score of data smoothed by σ = 0.1 (pixel levels are 0.125 apart);
         # Langevin must then step well below 2σ² = 0.02 for stability, with its full noise.
         "dsm": {"sigmas": [0.1], "sampler": {"step_size": 0.004, "noise_scale": 1.0, "steps": 100}},
@@ -113,6 +130,22 @@ class Digits(Task):
         self.x_train, self.y_train, self.x_test, self.y_test = digits_split(
             self.data_cfg.test_fraction, self.data_cfg.seed
         )
+        self.x_val: torch.Tensor | None = None
+        if self.data_cfg.val_fraction > 0:
+            from sklearn.model_selection import train_test_split
+
+            idx = torch.arange(self.x_train.shape[0]).numpy()
+            tr, va = train_test_split(
+                idx,
+                test_size=self.data_cfg.val_fraction,
+                random_state=self.data_cfg.seed + 1,
+                stratify=self.y_train.numpy(),
+            )
+            tr, va = torch.from_numpy(tr), torch.from_numpy(va)
+            self.x_val = self.x_train[va]
+            self.x_train, self.y_train = self.x_train[tr], self.y_train[tr]
+        if self.eval_cfg.split == "val" and self.x_val is None:
+            raise EbtkError("eval.split=val needs a validation split: set data.val_fraction > 0, e.g. 0.2")
         objective = config.get("objective", {})
         name = objective.get("name") if isinstance(objective, dict) else objective
         self.persistent = self.sampler_cfg.persistent or name == "pcd"
@@ -164,8 +197,9 @@ class Digits(Task):
     def evaluate(
         self, model: nn.Module, objective: nn.Module | None = None, run_dir: Path | None = None
     ) -> dict[str, float]:
-        """{fd, kid} of `eval.n_samples` Langevin samples against the test digits, and `fd_test` /
-        `kid_test`: the same for as many real training digits (the floor). NaN if the sampler diverged."""
+        """{fd, kid} of `eval.n_samples` Langevin samples against the test digits (the validation digits
+        with `eval.split: val`), and `fd_test` / `kid_test`: the same for as many real training digits (the
+        floor). NaN if the sampler diverged."""
         from ebtk.metrics.frechet import DigitFeatures, frechet_distance, kid
         from ebtk.sampling import ReplayBuffer
 
@@ -179,7 +213,7 @@ class Digits(Task):
         finally:
             net.train(was_training)
         feat = DigitFeatures()
-        f_test = feat(self.x_test)
+        f_test = feat(self.x_val if self.eval_cfg.split == "val" else self.x_test)
         ref = self.x_train[torch.randperm(self.x_train.shape[0], generator=torch.Generator().manual_seed(0))]
         f_ref = feat(ref[: self.eval_cfg.n_samples])
         out = {"fd_test": frechet_distance(f_ref, f_test), "kid_test": kid(f_ref, f_test)}

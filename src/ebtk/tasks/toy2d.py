@@ -246,8 +246,9 @@ def make_dataset(name: str) -> Toy2dDataset:
 # -- config sections ------------------------------------------------------------------------------------
 @dataclass
 class Toy2dData:
-    """name: the dataset; n_test: size of the fixed test sample; seed: seeds the test sample and the
-    data statistics (training batches come from the trainer's generator)."""
+    """name: the dataset; n_test: size of the fixed test sample (and of the validation sample); seed:
+    seeds the test sample, the validation sample (its own stream) and the data statistics (training
+    batches come from the trainer's generator)."""
 
     name: str = "8gaussians"
     n_test: int = 5000
@@ -291,8 +292,13 @@ class Toy2dEval:
     hi: float = 4.5
     n_samples: int = 2000
     sample_steps: int = 200  # Langevin steps of evaluation/plot samples; 0: sampler.steps
+    # test: score on the fixed test sample; val: on a validation sample of the same size drawn from a
+    # separate seed stream, for choosing settings without touching the test sample
+    split: str = "test"
 
     def validate(self) -> None:
+        if self.split not in ("val", "test"):
+            raise EbtkError(f"eval.split must be val or test, got {self.split!r}")
         if self.sample_steps < 0:
             raise EbtkError(f"eval.sample_steps must be ≥ 0 (0: sampler.steps), got {self.sample_steps}")
         if self.grid < 8 or not self.hi > self.lo or self.n_samples < 2:
@@ -314,6 +320,8 @@ class Toy2d(Task):
     # nats above the true NLL on 8-gaussians (3 seeds), rings, moons and pinwheel.
     # threads=1: a 128-wide MLP on 128 points is too small for intra-op threads to pay; on a shared CPU
     # the extra thread only spins (measured: 3–8× the CPU time for the same run).
+    # lr, batch and the sampler below are shared by every Langevin-based objective (cd, pcd, sa-nce), and
+    # so is SHARED_ALPHA: they differ only in their loss (and cd in its short-run chains, by definition).
     default_train: ClassVar[dict[str, Any]] = {"steps": 2000, "batch_size": 128, "lr": 3e-3, "threads": 1}
     # Persistent chains in a small buffer with rare restarts: each chain lives ~1000 Langevin steps, long
     # enough to hop between modes, so the negatives follow the model's mode *weights*. Short-run chains
@@ -329,12 +337,15 @@ class Toy2d(Task):
         "buffer_size": 2000,
         "reinit": 0.02,
     }
+    # A light E² regulariser against the same runaway wells (checkerboard NLL gap 0.60 → 0.24 nats with
+    # SA-NCE); α = 0.1 flattens the energy range so much that the background keeps visible mass (+0.2 nats
+    # on 8-gaussians). One α for cd, pcd and sa-nce (SA-NCE with K = 1 is PCD with 2α: same α, same lr).
+    SHARED_ALPHA: ClassVar[float] = 0.01
     default_objective_overrides: ClassVar[dict[str, dict[str, Any]]] = {
-        "cd": {"sampler": {"persistent": False}},  # cd is short-run by definition (pcd is the persistent one)
-        # a light E² regulariser against the same runaway wells (checkerboard NLL gap 0.60 → 0.24 nats);
-        # α = 0.1, cd's default, flattens the energy range so much that the background keeps visible mass
-        # (+0.2 nats on 8-gaussians)
-        "sa-nce": {"alpha": 0.01},
+        # cd is short-run by definition (pcd is the persistent one)
+        "cd": {"alpha": SHARED_ALPHA, "sampler": {"persistent": False}},
+        "pcd": {"alpha": SHARED_ALPHA},
+        "sa-nce": {"alpha": SHARED_ALPHA},
         # Score matching sees mode weights only through the few points between modes: a bigger batch cuts
         # the gradient noise that otherwise leaves the weights uneven (8-gaussians NLL gap 0.5 → 0.1 for dsm).
         "dsm": {"train": {"batch_size": 512}},
@@ -350,6 +361,7 @@ class Toy2d(Task):
         self.eval_cfg: Toy2dEval = self.cfg["eval"]
         self.dataset = make_dataset(self.data_cfg.name)
         self._test: torch.Tensor | None = None
+        self._val: torch.Tensor | None = None
         self._stats: tuple[torch.Tensor, torch.Tensor] | None = None
         self._data_logp_grid: torch.Tensor | None = None
 
@@ -363,6 +375,17 @@ class Toy2d(Task):
             gen = torch.Generator().manual_seed(1_000_003 + self.data_cfg.seed)
             self._test = self.dataset.sample(gen, self.data_cfg.n_test)
         return self._test
+
+    def val_data(self) -> torch.Tensor:
+        """The fixed validation sample (n_test, 2): its own seed stream, apart from the test sample's."""
+        if self._val is None:
+            gen = torch.Generator().manual_seed(5_000_011 + self.data_cfg.seed)
+            self._val = self.dataset.sample(gen, self.data_cfg.n_test)
+        return self._val
+
+    def eval_data(self) -> torch.Tensor:
+        """The sample that `evaluate` scores on: `eval.split` (test by default, or val)."""
+        return self.val_data() if self.eval_cfg.split == "val" else self.test_data()
 
     def data_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean (2,) and covariance (2, 2) of a fixed sample of 100 000 points."""
@@ -420,7 +443,8 @@ class Toy2d(Task):
         """{nll, true_nll, kl, mass_outside, mmd} for an energy model; {mmd} alone for a score model, whose
         density (hence nll and kl) is not defined. nll/kl use Z over the plane, not just the box (an energy
         flat away from the data has mass out there); mass_outside is the model's mass fraction outside the
-        box; mmd compares `eval.n_samples` Langevin samples (the `sampler` section) with the test set."""
+        box; mmd compares `eval.n_samples` Langevin samples (the `sampler` section) with the test set.
+        With `eval.split: val` every metric is computed on the validation sample instead of the test set."""
         from ebtk.metrics.density import cell_area, kl_grid, nll, normalize
         from ebtk.metrics.mmd import mmd2
 
@@ -429,7 +453,7 @@ class Toy2d(Task):
         net.eval()
         try:
             dev = next(net.parameters()).device
-            x_test = self.test_data().to(dev)
+            x_test = self.eval_data().to(dev)
             out: dict[str, float] = {}
             if is_energy(net):
                 e = self.eval_cfg
