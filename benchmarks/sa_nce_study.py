@@ -532,6 +532,27 @@ def report(rows: list[dict[str, Any]], levels: int = 2, n_seeds: int = 5) -> str
         secondary = DATASETS[ds][3]
         steps = sorted({int(r["steps"]) for r in drows if r["stage"] == "tune"})
         out += [f"## {ds} (test {metric}; {'/'.join(map(str, steps))} steps)", ""]
+        floor_key = "true_nll" if metric == "nll" else "fd_test"
+        floors = [_num(r.get(floor_key)) for r in drows if r["split"] == "test" and r["status"] == "ok"]
+        floors = [f for f in floors if f is not None]
+        if floors:
+            what = (
+                "the data's own NLL on the test sample (a perfect model)"
+                if metric == "nll"
+                else ("FD of as many real training digits against the test digits")
+            )
+            out += [f"Floor: {_g(statistics.median(floors))}, {what}.", ""]
+        grid_line = []
+        for fam, (key, vals) in SECOND.items():
+            task = DATASETS[ds][0]
+            who = "cd, pcd, sa-nce" if fam == "langevin" else fam
+            grid_line.append(f"{who}: `{key}` ∈ {{{', '.join(fmt_value(v) for v in vals[task][:levels])}}}")
+        out += [
+            f"Grid: lr ∈ {{{', '.join(fmt_value(v) for v in LRS[DATASETS[ds][0]][:levels])}}} × "
+            + "; ".join(grid_line)
+            + ".",
+            "",
+        ]
         main = [m for m in main_methods() if any(r["method"] == m for r in drows)]
         tv = {m: test_values(drows, ds, m) for m in main}
         means = {m: sum(v.values()) / len(v) for m, v in tv.items() if len(v) >= 2}
@@ -555,7 +576,7 @@ def report(rows: list[dict[str, Any]], levels: int = 2, n_seeds: int = 5) -> str
                 cfg, vval = mrows[0]["config"], None
             vals = test_values(drows, ds, m)
             tests_all = [r for r in mrows if r["split"] == "test"]
-            n_planned = len({r["seed"] for r in tests_all}) or n_seeds
+            n_planned = max(len({r["seed"] for r in tests_all}), n_seeds)
             iv = t_interval(list(vals.values()))
             if len(vals) < n_seeds:
                 missing.append(
