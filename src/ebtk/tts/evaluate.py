@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ebtk.errors import EbtkError
 from ebtk.io import atomic_write_text
 from ebtk.tts.audio import SAMPLE_RATE, save_wav
 from ebtk.tts.batches import collate
@@ -66,6 +67,7 @@ class Scorer:
         self.ref_mels = [u.mel for u in utterances]
         self.ref_feats = [analyze(w, SAMPLE_RATE) for w in self.ref_wavs]
         self.rows: list[dict[str, Any]] = []
+        self.per_utt: list[dict[str, Any]] = []  # one row per (utterance, system, setting): the raw numbers
         self.wavs: dict[str, list[np.ndarray]] = {}
 
     def vocode(self, mel: torch.Tensor) -> np.ndarray:
@@ -80,18 +82,23 @@ class Scorer:
 
         per: dict[str, list[float]] = {k: [] for k in COLUMNS if k != "rtf"}
         wavs = []
-        utts = tqdm(zip(mels, self.ref_mels, self.ref_feats), total=len(mels), desc=f"eval {system}", unit="utt",
-                    disable=None, leave=False)  # a bar only on a terminal
-        for mel, ref_mel, (f0_r, mc_r) in utts:
-            t = min(mel.shape[-1], ref_mel.shape[-1])
-            per["mel_mse"].append(float((mel[:, :t].float().cpu() - ref_mel[:, :t]).pow(2).mean()))
+        if len(mels) != len(self.ids):
+            raise EbtkError(f"{system}: {len(mels)} mels for {len(self.ids)} test utterances")
+        utts = tqdm(zip(self.ids, mels, self.ref_mels, self.ref_feats), total=len(mels), desc=f"eval {system}",
+                    unit="utt", disable=None, leave=False)  # a bar only on a terminal
+        for uid, mel, ref_mel, (f0_r, mc_r) in utts:
+            # mel MSE needs frame-aligned mels (ground-truth durations); from text the lengths differ
+            mse = float((mel.float().cpu() - ref_mel).pow(2).mean()) if mel.shape == ref_mel.shape else None
             wav = self.vocode(mel)
             wavs.append(wav)
             f0_s, mc_s = analyze(wav, SAMPLE_RATE)
             m = _path_metrics(f0_r, mc_r, f0_s, mc_s)
-            for k in ("mcd", "logf0_rmse", "vuv"):
+            m["mel_mse"] = mse
+            m["dnsmos"] = dnsmos(wav, SAMPLE_RATE)["ovrl"] if self.dnsmos else None
+            for k in per:
                 per[k].append(m[k])
-            per["dnsmos"].append(dnsmos(wav, SAMPLE_RATE)["ovrl"] if self.dnsmos else None)
+            self.per_utt.append({"id": uid, "system": system, "steps": steps, "step_size": step_size,
+                                 **{k: m[k] for k in per}})
         row = {"system": system, "steps": steps, "step_size": step_size,
                **{k: _mean(v) for k, v in per.items()}, "rtf": rtf}
         self.rows.append(row)
@@ -248,6 +255,7 @@ def write_outputs(scorer: Scorer, run_dir: Path, n_wavs: int, plot_mels: dict[st
     rows = scorer.rows
     atomic_write_text(run_dir / "eval_table.json", json.dumps({"utterances": scorer.ids, "rows": rows}, indent=1))
     atomic_write_text(run_dir / "eval_table.md", table_markdown(rows, len(scorer.ids)))
+    atomic_write_text(run_dir / "per_utterance.csv", per_utterance_csv(scorer.per_utt))
     wav_dir = run_dir / "wavs"
     for k in range(min(n_wavs, len(scorer.ids))):
         uid = scorer.ids[k]
@@ -256,6 +264,66 @@ def write_outputs(scorer: Scorer, run_dir: Path, n_wavs: int, plot_mels: dict[st
             save_wav(wav_dir / f"{uid}_{key.replace(' ', '_')}.wav", wavs[k])
     mel_plot({k: v.float().cpu().numpy() for k, v in plot_mels.items()}, run_dir / "mels.png",
              title=f"test utterance {scorer.ids[0]}")
+
+
+PER_UTT_COLUMNS = ("id", "system", "steps", "step_size", "mcd", "logf0_rmse", "vuv", "dnsmos", "mel_mse")
+
+
+def per_utterance_csv(rows: list[dict[str, Any]]) -> str:
+    """The raw per-utterance numbers behind a table, one CSV line per (utterance, system, setting)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PER_UTT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: "" if r.get(k) is None else r[k] for k in PER_UTT_COLUMNS})
+    return buf.getvalue()
+
+
+def read_per_utterance_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of `per_utterance_csv` with numbers parsed back (empty cells are None)."""
+    import csv
+
+    out = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            row: dict[str, Any] = {"id": r["id"], "system": r["system"]}
+            row["steps"] = int(r["steps"]) if r["steps"] else None
+            for k in PER_UTT_COLUMNS[3:]:
+                row[k] = float(r[k]) if r[k] else None
+            out.append(row)
+    return out
+
+
+@torch.no_grad()
+def from_text_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...] = (),
+                   step_sizes: tuple[float, ...] = (), length_scale: float = 1.0
+                   ) -> tuple[list[torch.Tensor], dict[tuple[int, float], list[torch.Tensor]]]:
+    """What `ebtk synthesize` makes of each utterance's text: the acoustic model's free-running hypothesis
+    (its duration predictor, not the recording's alignment) and the refined mels after each k in `steps` at
+    each η in `step_sizes` (one chain per η). `synth` is an `ebtk.tts.load(...)` synthesizer.
+
+    -> (hypotheses [(80, T_i)], {(k, η): [(80, T_i)]}), on the CPU."""
+    hyps: list[torch.Tensor] = []
+    refined: dict[tuple[int, float], list[torch.Tensor]] = {(k, eta): [] for eta in step_sizes for k in steps}
+    for u in utts:
+        if u.phonemes is None:
+            raise EbtkError(f"utterance {u.id} has no phonemes to synthesize from")
+        ph = u.phonemes[None].to(synth.device)
+        hyp, mu_y, mask = synth.acoustic.infer(ph, None, length_scale)
+        hyps.append(hyp[0].cpu())
+        if synth.refiner is None or not steps:
+            continue
+        cond = {"hyp": hyp, "mask": mask}
+        if synth.text_cond:
+            cond["text"] = mu_y
+        for eta in step_sizes:
+            _, seen = refine(synth.refiner, hyp, max(steps), eta, cond, record=tuple(steps))
+            for k in steps:
+                refined[(k, eta)].append(seen[k][0].cpu())
+    return hyps, refined
 
 
 def table_markdown(rows: list[dict[str, Any]], n_utts: int) -> str:

