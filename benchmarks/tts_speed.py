@@ -13,6 +13,13 @@ weights), with the duration predictor's output set to a constant log(6.5) -> 7 f
 12 phonemes/s, so that audio lengths are realistic. Texts are the built-in corpus's sentences
 (`ebtk.tts.corpus.make_sentences`).
 
+Streaming (`--streaming`): time to first audio (TTFA: from `Synthesizer.stream(text)` to its first chunk)
+next to the RTF, for a sentence of about `--stream-seconds` (10) seconds, against whole-utterance synthesis
+(whose first audio is its last); the joined stream against the whole waveform (max |diff|, MCD with DTW);
+and TTFA against the number of refinement steps (the whole mel is made before the first chunk). Its model:
+`--run`, else the shipped model (ebtk/data/tts_model.pt) when installed, else the untrained models above,
+wrapped in an in-memory bundle.
+
 Vocoder study (`--vocoder-study`): fp32 eager (the reference) against channels-last (1, k)-Conv2d eager,
 ONNX Runtime on the 1-D and on the Conv2d graph, bf16 (on a short clip: no native bf16 on AVX2), and
 optionally torch.compile (`--compile`; compile time reported), each with max |diff| and MCD (DTW) to
@@ -21,6 +28,9 @@ the reference wav, on a real espeak-ng utterance's mel.
     python benchmarks/tts_speed.py                      # -> benchmarks/results/tts_speed.md
     python benchmarks/tts_speed.py --run runs/refiner --device cuda
     python benchmarks/tts_speed.py --quick              # tiny smoke run, prints only
+
+Sections not measured in a run (e.g. `--no-vocoder-study`) are carried over from the existing results file,
+marked as such, and so is its hand-written "## Notes" section.
 """
 
 from __future__ import annotations
@@ -185,6 +195,124 @@ def pipeline_table(args: argparse.Namespace) -> tuple[list[str], str]:
     return head + rows, desc
 
 
+# -- streaming ----------------------------------------------------------------------------------------
+def untrained_synthesizer(device: str) -> tuple[Any, str]:
+    """A `Synthesizer` of the untrained default-size models (`build_models(None, ...)`), via a bundle dict."""
+    from dataclasses import asdict
+
+    from ebtk.tasks.tts import TTSAcoustic, TTSModel
+    from ebtk.tts.audio import mel_settings
+    from ebtk.tts.bundle import FORMAT, VERSION, Synthesizer
+
+    fe, acoustic, refiner, text_cond, desc = build_models(None, "cpu")
+    m = TTSModel()
+    bundle = {
+        "format": FORMAT, "version": VERSION, "kind": "refiner", "frontend": fe.state_dict(),
+        "mel": {"mean": -6.0, "std": 2.0, "settings": mel_settings()},
+        "acoustic": {"class": "acoustic", "config": asdict(TTSAcoustic().model_config()),
+                     "n_symbols": len(fe.symbols), "fm": None, "state": acoustic.state_dict()},
+        "refiner": {"kind": m.kind, "channels": m.channels, "mults": list(m.mults), "text_cond": text_cond,
+                    "state": refiner.state_dict()},
+        "refine": {"steps": 1, "step_size": ETA, "length_scale": 1.0}, "source": {"objective": "untrained"},
+    }
+    return Synthesizer(bundle, device), desc
+
+
+def stream_model(args: argparse.Namespace) -> tuple[Any, str]:
+    import ebtk.tts
+    from ebtk.tts.bundle import shipped_model_path
+
+    if args.run:
+        return ebtk.tts.load(args.run, args.device), f"run {args.run}"
+    shipped = shipped_model_path()
+    if shipped is not None:
+        return ebtk.tts.load(None, args.device), f"the shipped model ({shipped.name})"
+    syn, desc = untrained_synthesizer(args.device)
+    return syn, f"no shipped model in this install: {desc}, 1 refinement step"
+
+
+def long_sentence(syn: Any, seconds: float) -> tuple[str, float]:
+    """The shortest run of the built-in corpus's words (sentences joined) that the model speaks for at least
+    `seconds`, and its audio length in seconds."""
+    from ebtk.tts.audio import HOP, SAMPLE_RATE
+    from ebtk.tts.corpus import make_sentences
+
+    words = " ".join(make_sentences(200, seed=1)).split()
+
+    def length(n: int) -> float:
+        hyp, _ = syn.mels(syn.phonemes(" ".join(words[:n])), steps=0 if syn.kind == "refiner" else None)
+        return hyp.shape[-1] * HOP / SAMPLE_RATE
+
+    lo, hi = 1, len(words)  # bisect on the word count (audio length grows with it)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if length(mid) < seconds else (lo, mid)
+    return " ".join(words[:lo]), length(lo)
+
+
+def streaming_table(args: argparse.Namespace) -> list[str]:
+    import numpy as np
+
+    from ebtk.metrics.speech import mcd_dtw
+    from ebtk.tts.audio import SAMPLE_RATE
+    from ebtk.tts.vocoder import CONTEXT_FRAMES, RECEPTIVE_FIELD_FRAMES
+
+    t_load = time.perf_counter()
+    syn, desc = stream_model(args)
+    voc = syn.vocoder
+    t_load = time.perf_counter() - t_load
+    text, audio_s = long_sentence(syn, args.stream_seconds)
+    k = syn.settings()[0]
+    chunk, first = args.chunk_frames, args.first_chunk_frames
+
+    def ttfa(steps: int | None = None) -> float:
+        t0 = time.perf_counter()
+        it = syn.stream(text, chunk_frames=chunk, first_chunk_frames=first, steps=steps)
+        next(it)
+        dt = time.perf_counter() - t0
+        it.close()
+        return dt
+
+    cold = ttfa()  # the first synthesis after loading (espeak, allocations)
+    l0 = load_average()
+    got: dict[str, list[float]] = {"ttfa": [], "stream": [], "whole": []}
+    for _ in range(args.stream_repeats):
+        got["ttfa"].append(ttfa())
+        t0 = time.perf_counter()
+        chunks = list(syn.stream(text, chunk_frames=chunk, first_chunk_frames=first))
+        got["stream"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        whole = syn.synthesize(text)
+        got["whole"].append(time.perf_counter() - t0)
+    med = {key: statistics.median(v) for key, v in got.items()}
+    joined = np.concatenate(chunks)
+    diff = float(np.abs(joined - whole).max())
+    mcd = mcd_dtw(whole, joined)
+    steps_list = sorted({0, 1, 2, 5, 10, k}) if syn.kind == "refiner" else [k]
+    per_k = {s: statistics.median([ttfa(s) for _ in range(args.stream_repeats)]) for s in steps_list}
+    l1 = load_average()
+    rows = [f"Model: {desc} (loaded in {t_load:.1f} s, vocoder backend {voc.backend}). Text: {len(text)} "
+            f"characters, {audio_s:.2f} s of audio at {k} refinement steps; chunks: first {first} frames, "
+            f"doubling up to {chunk}, {CONTEXT_FRAMES} frames of context each side (HiFi-GAN's measured reach: "
+            f"{RECEPTIVE_FIELD_FRAMES}). Median of {args.stream_repeats} interleaved repeats; load avg {l0} → {l1}.",
+            "",
+            "| synthesis | time to first audio (s) | compute s | RTF |",
+            "|---|---:|---:|---:|",
+            f"| whole utterance (`synthesize`) | {med['whole']:.2f} | {med['whole']:.2f} | "
+            f"{med['whole'] / audio_s:.3f} |",
+            f"| streamed (`stream`) | {med['ttfa']:.3f} | {med['stream']:.2f} | {med['stream'] / audio_s:.3f} |",
+            f"| streamed, first call after loading | {cold:.3f} | | |",
+            "",
+            f"Joined stream vs whole utterance: max abs sample difference {diff:.1e}, MCD (DTW) {mcd:.1e} dB "
+            f"({len(chunks)} chunks, {len(joined) / SAMPLE_RATE:.2f} s).",
+            "",
+            "| refinement steps | time to first audio (s) |",
+            "|---:|---:|",
+            *[f"| {s} | {t:.3f} |" for s, t in per_k.items()]]
+    print("\n".join(rows), flush=True)
+    return rows
+
+
 # -- vocoder study ------------------------------------------------------------------------------------
 def real_mel(seconds_text: str) -> tuple[Any, torch.Tensor]:
     from ebtk.tts.audio import load_wav, mel_spectrogram
@@ -299,6 +427,37 @@ def vocoder_study(args: argparse.Namespace) -> list[str]:
     return rows
 
 
+NOTES = "## Notes (written by hand, not generated by the script)"
+CARRIED = "*Not re-measured in the run that wrote this file: carried over from the previous file.*"
+
+
+def previous_sections(path: Path) -> dict[str, list[str]]:
+    """The `## ` sections of an existing results file: heading -> its lines (without the heading)."""
+    if not path.is_file():
+        return {}
+    out: dict[str, list[str]] = {}
+    head = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            head = line
+            out[head] = []
+        elif head is not None and not line.startswith("Wall time of this benchmark"):
+            out[head].append(line)
+    return out
+
+
+def carried(old: dict[str, list[str]], heading: str) -> list[str]:
+    """A section of the previous file, marked as carried over (nothing if it had none)."""
+    if heading not in old:
+        return []
+    body = [ln for ln in old[heading] if ln != CARRIED]
+    while body and not body[0].strip():
+        body.pop(0)
+    while body and not body[-1].strip():
+        body.pop()
+    return [heading, "", CARRIED, "", *body, ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", help="refiner run dir (its acoustic.checkpoint names the acoustic run)")
@@ -308,29 +467,50 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--vocoder-study", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=True,
+                    help="the per-stage pipeline table")
+    ap.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=True,
+                    help="time to first audio of `stream` vs whole-utterance synthesis")
+    ap.add_argument("--stream-seconds", type=float, default=10.0, help="length of the streamed sentence")
+    ap.add_argument("--stream-repeats", type=int, default=5, help="repeats of the streaming measurements")
+    ap.add_argument("--chunk-frames", type=int, default=128)
+    ap.add_argument("--first-chunk-frames", type=int, default=8)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to compile)")
-    ap.add_argument("--quick", action="store_true", help="batch 2, 1 repeat, no study, no file")
+    ap.add_argument("--quick", action="store_true", help="batch 2, 1 repeat, no study, a 3 s stream, no file")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
         args.batch, args.repeats, args.warmup, args.vocoder_study = 2, 1, 1, False
+        args.stream_seconds, args.stream_repeats = 3.0, 1
     t0 = time.time()
     start_load = load_average()
-    table, desc = pipeline_table(args)
+    table, desc = pipeline_table(args) if args.pipeline else ([], "")
+    streaming = streaming_table(args) if args.streaming else []
     study = vocoder_study(args) if args.vocoder_study and args.device == "cpu" else []
+    old = previous_sections(args.out)
     md = ["# TTS speed (RTF = compute s / audio s; < 1 is faster than real time)", "",
           f"Machine: {machine()}; device {args.device}. Load average (1/5/15 min) at start {start_load}, at "
           f"end {load_average()}: the machine is shared, so absolute times are inflated by other processes' "
-          "load; compare rows measured together (interleaved), and ratios.", "",
-          f"Models: {desc}. End to end = text front-end + acoustic model + 1 refinement step (η = {ETA}) + "
-          f"vocoder. Median of {args.repeats} interleaved repeats after {args.warmup} warm-up.", "",
-          "## Pipeline", "", *table, ""]
+          "load; compare rows measured together (interleaved), and ratios.", ""]
+    if table:
+        md += ["## Pipeline", "", f"Models: {desc}. End to end = text front-end + acoustic model + 1 refinement "
+               f"step (η = {ETA}) + vocoder. Median of {args.repeats} interleaved repeats after {args.warmup} "
+               "warm-up.", "", *table, ""]
+    else:
+        md += carried(old, "## Pipeline")
+    md += ["## Streaming (time to first audio)", "", *streaming, ""] if streaming else carried(
+        old, "## Streaming (time to first audio)")
     if study:
         md += ["## Vocoder backends (CPU)", "", *study, ""]
+    else:
+        md += carried(old, "## Vocoder backends (CPU)")
     cmd = " ".join(argv if argv is not None else sys.argv[1:])
     md.append(f"Wall time of this benchmark: {time.time() - t0:.0f} s. Command: "
               f"`python benchmarks/tts_speed.py {cmd}`")
+    notes = old.get(NOTES)
+    if notes:
+        md += ["", NOTES, *notes]
     text = "\n".join(md) + "\n"
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def _synthesize(args: argparse.Namespace) -> int:
     else:
         if not args.out_dir:
             raise EbtkError("--file needs --out-dir DIR")
-        synthesize_lines(args.model, args.file, args.out_dir, **kw)
+        synthesize_lines(args.model, args.file, args.out_dir, batch_size=args.batch_size, **kw)
     return 0
 
 
@@ -146,17 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
 
     y = sub.add_parser("synthesize", help="text → hypothesis → refined mel → HiFi-GAN wav (prints the RTF)")
-    y.add_argument("model", metavar="MODEL_FILE|RUN_DIR",
-                   help="a bundle from `ebtk export`, or a tts run dir (refiner, acoustic or fm)")
+    y.add_argument("model", metavar="MODEL_FILE|RUN_DIR", nargs="?", default=None,
+                   help="a bundle from `ebtk export`, or a tts run dir (refiner, acoustic or fm); default: the "
+                        "model shipped with ebtk")
     y.add_argument("--text", help="the sentence to speak (with --out)")
     y.add_argument("--out", help="output .wav")
     y.add_argument("--file", help="a text file, one sentence per line (with --out-dir)")
-    y.add_argument("--out-dir", help="folder for --file's wavs (0001.wav, 0002.wav, ...)")
+    y.add_argument("--out-dir", help="folder for --file's wavs: line n → n.wav (0001.wav, 0002.wav, ...)")
+    y.add_argument("--batch-size", type=int, default=8, help="--file lines synthesized together (default 8)")
     y.add_argument("--steps", type=int, help="refinement steps, Euler steps for fm (default: the model's)")
     y.add_argument("--step-size", type=float,
                    help="refinement step size η (default: the model's, the η its refiner was trained for)")
-    y.add_argument("--length-scale", type=float, help="duration multiplier (default: the model's, 1.0)")
-    y.add_argument("--hypothesis", action="store_true", help="also write the unrefined hypothesis wav")
+    y.add_argument("--length-scale", type=float,
+                   help="speaking rate as a duration multiplier: > 1 slower, < 1 faster (default: the model's)")
+    y.add_argument("--hypothesis", action="store_true",
+                   help="also write the unrefined hypothesis wav (<stem>_hyp.wav)")
     y.add_argument("--device", default="cpu")
     y.set_defaults(func=_synthesize)
 

@@ -4,7 +4,9 @@ Kept import-light: import the submodules (`ebtk.tts.audio`, `ebtk.tts.vocoder`, 
 `import ebtk.tts` costs nothing when only the EBM studies are used.
 
 Inference: ``ebtk.tts.load(path).synthesize("Hello.")`` with `path` a bundle from ``ebtk export`` or a tts
-run dir gives a float32 waveform at 22 050 Hz (see ebtk.tts.bundle).
+run dir gives a float32 waveform at 22 050 Hz (see ebtk.tts.bundle); ``ebtk.tts.load()`` loads the model
+shipped with ebtk. ``.synthesize_batch(texts)`` speaks many texts as one batch and ``.stream(text)`` yields
+audio chunks as they are vocoded.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ if TYPE_CHECKING:
     from ebtk.tts.bundle import Synthesizer
 
 
-def load(path: str | Path, device: Any = "cpu") -> Synthesizer:
-    """A synthesizer from a bundle file (``ebtk export``) or a tts run dir; ebtk.tts.bundle.load."""
+def load(path: str | Path | None = None, device: Any = "cpu") -> Synthesizer:
+    """A synthesizer from a bundle file (``ebtk export``) or a tts run dir, or (no path) the shipped model;
+    ebtk.tts.bundle.load."""
     from ebtk.tts.bundle import load as _load
 
     return _load(path, device)

@@ -15,12 +15,21 @@ reads back (only tensors, dicts, lists, strings and numbers):
 * ``source``: where it came from (run dirs, objective, trained steps, ebtk version), for the record only.
 
 `load(path)` takes a bundle file or a run dir (read into the same dict, so both give the same audio) and
-returns a `Synthesizer`. Neither involves the trainer, an objective, the corpus or the hypotheses file.
+returns a `Synthesizer`; `load()` without a path loads the model shipped as package data
+(`ebtk/data/tts_model.pt`, `shipped_model_path`). Neither involves the trainer, an objective, the corpus or
+the hypotheses file.
+
+A `Synthesizer` speaks one text (`synthesize`), a batch (`synthesize_batch`: padded and masked through the
+acoustic model and the refiner, then `Vocoder.many`: a padded batch on CUDA, one mel at a time on the CPU,
+where batching the vocoder is no faster; either way each wav equals synthesizing its text alone), or streams
+(`stream`: the whole mel first, then the vocoder over overlapping mel chunks, `Vocoder.stream`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +47,7 @@ from ebtk.tts.runs import acoustic_run, check_acoustic_run, read_frontend_state,
 
 FORMAT = "ebtk-tts-bundle"
 VERSION = 1
+SHIPPED_MODEL = "data/tts_model.pt"  # inside the ebtk package: the default model of `ebtk synthesize`
 
 
 # -- sections -----------------------------------------------------------------------------------------
@@ -227,48 +237,143 @@ class Synthesizer:
             raise EbtkError("the text is empty; hint: give a sentence to speak")
         return torch.tensor([self.frontend.encode(text)], dtype=torch.long, device=self.device)
 
+    def encode_lines(self, texts: Sequence[str]) -> tuple[list[list[int] | None], dict[int, str]]:
+        """Symbol ids of each text (one phonemizer call when all are good) and {index: why} for those that
+        cannot be spoken (empty, or no known symbols), whose ids are None."""
+        ids: list[list[int] | None] = [None] * len(texts)
+        errors = {i: "empty line" for i, t in enumerate(texts) if not t.strip()}
+        todo = [i for i in range(len(texts)) if i not in errors]
+        try:
+            for i, got in zip(todo, self.frontend.encode_batch([texts[i] for i in todo])):
+                ids[i] = got
+        except EbtkError:  # some text has no known symbols: find which, one text at a time
+            for i in todo:
+                try:
+                    ids[i] = self.frontend.encode(texts[i])
+                except EbtkError as e:
+                    errors[i] = str(e)
+        return ids, dict(sorted(errors.items()))
+
     @torch.no_grad()
-    def mels(self, phonemes: torch.Tensor, steps: int | None = None, step_size: float | None = None,
-             length_scale: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hypothesis, final mel), each (B, 80, T), of phoneme ids (B, N). For fm both are the FM output;
-        for an acoustic bundle both are the hypothesis."""
-        k, eta, ls = self.settings(steps, step_size, length_scale)
+    def _mels(self, phonemes: torch.Tensor, lengths: torch.Tensor | None, k: int, eta: float, ls: float,
+              seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(hypothesis, final mel, mask (B, 1, T)) of phoneme ids (B, N), right-padded when `lengths`."""
         if self.kind == "fm":
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(seed)
-                y, _, _ = self.acoustic.infer(phonemes, None, ls, n_steps=k)
-            return y, y
-        hyp, mu_y, mask = self.acoustic.infer(phonemes, None, ls)
+                y, _, mask = self.acoustic.infer(phonemes, lengths, ls, n_steps=k)
+            return y, y, mask
+        hyp, mu_y, mask = self.acoustic.infer(phonemes, lengths, ls)
         if self.refiner is None:
-            return hyp, hyp
+            return hyp, hyp, mask
         from ebtk.tts.refiner import refine
 
         cond = {"hyp": hyp, "mask": mask}
         if self.text_cond:
             cond["text"] = mu_y
-        return hyp, refine(self.refiner, hyp, k, eta, cond)[0]
+        return hyp, refine(self.refiner, hyp, k, eta, cond)[0], mask
+
+    def mels(self, phonemes: torch.Tensor, steps: int | None = None, step_size: float | None = None,
+             length_scale: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hypothesis, final mel), each (B, 80, T), of phoneme ids (B, N). For fm both are the FM output;
+        for an acoustic bundle both are the hypothesis."""
+        hyp, mel, _ = self._mels(phonemes, None, *self.settings(steps, step_size, length_scale), seed)
+        return hyp, mel
+
+    def mels_batch(self, ids: Sequence[Sequence[int]], steps: int | None = None, step_size: float | None = None,
+                   length_scale: float | None = None, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """[(hypothesis, final mel), each (80, F_b)] of symbol id lists, through the acoustic model and the
+        refiner as one right-padded batch (the refiner's mask keeps padded frames fixed); each equals what
+        `mels` gives for that text alone up to float rounding (fm: up to its noise, drawn for the batch)."""
+        if not ids:
+            return []
+        k, eta, ls = self.settings(steps, step_size, length_scale)
+        lengths = torch.tensor([len(i) for i in ids], dtype=torch.long)
+        ph = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+        for b, i in enumerate(ids):
+            ph[b, : len(i)] = torch.as_tensor(list(i), dtype=torch.long)
+        hyp, mel, mask = self._mels(ph.to(self.device), lengths.to(self.device), k, eta, ls, seed)
+        frames = mask.sum((1, 2)).long().tolist()
+        return [(hyp[b, :, :f], mel[b, :, :f]) for b, f in enumerate(frames)]
+
+    def to_audio(self, wav: torch.Tensor) -> np.ndarray:
+        """A vocoded waveform as float32 numpy on the CPU; non-finite audio is an EbtkError with a hint."""
+        if not torch.isfinite(wav).all():
+            raise EbtkError("synthesis produced non-finite audio; hint: fewer steps or a smaller step size")
+        return wav.detach().to("cpu", torch.float32).numpy()
 
     def synthesize(self, text: str, steps: int | None = None, step_size: float | None = None,
                    length_scale: float | None = None) -> np.ndarray:
         """The waveform of `text`: float32 in [-1, 1] at 22 050 Hz, shape (samples,)."""
         _, mel = self.mels(self.phonemes(text), steps, step_size, length_scale)
-        wav = self.vocoder(mel)[0].cpu()
-        if not torch.isfinite(wav).all():
-            raise EbtkError("synthesis produced non-finite audio; hint: fewer steps or a smaller step size")
-        return wav.numpy().astype(np.float32, copy=False)
+        return self.to_audio(self.vocoder(mel)[0])
+
+    def synthesize_batch(self, texts: Sequence[str], steps: int | None = None, step_size: float | None = None,
+                         length_scale: float | None = None,
+                         hypothesis: bool = False) -> list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]]:
+        """The waveforms of `texts` (as `synthesize` gives them, up to float rounding), computed as one batch.
+
+        An empty text or one without known symbols is an EbtkError naming its index. With `hypothesis`
+        each item is (refined, hypothesis) waveforms."""
+        ids, errors = self.encode_lines(list(texts))
+        if errors:
+            i, why = next(iter(errors.items()))
+            raise EbtkError(f"text {i} ({texts[i]!r}): {why}")
+        pairs = self.mels_batch(ids, steps, step_size, length_scale)
+        wavs = [self.to_audio(w) for w in self.vocoder.many([m for _, m in pairs])]
+        if not hypothesis:
+            return wavs
+        hyps = [self.to_audio(w) for w in self.vocoder.many([h for h, _ in pairs])]
+        return list(zip(wavs, hyps))
+
+    def stream(self, text: str, chunk_frames: int = 128, context_frames: int | None = None,
+               first_chunk_frames: int = 8, steps: int | None = None, step_size: float | None = None,
+               length_scale: float | None = None) -> Iterator[np.ndarray]:
+        """Audio chunks of `text` (float32, 22 050 Hz), as soon as each is vocoded.
+
+        The mel (hypothesis and refinement, cheap) is made for the whole text first, on this call; the
+        vocoder then runs over overlapping mel chunks (`Vocoder.stream`: the first `first_chunk_frames`
+        frames, then chunks doubling up to `chunk_frames`, each with `context_frames` of context on each
+        side, default `CONTEXT_FRAMES` = 16, above HiFi-GAN's reach of 13). The joined chunks equal
+        `synthesize(text)` up to float rounding."""
+        from ebtk.tts.vocoder import CONTEXT_FRAMES
+
+        _, mel = self.mels(self.phonemes(text), steps, step_size, length_scale)
+        if not torch.isfinite(mel).all():
+            raise EbtkError("synthesis produced a non-finite mel; hint: fewer steps or a smaller step size")
+        chunks = self.vocoder.stream(mel[0], chunk_frames, CONTEXT_FRAMES if context_frames is None
+                                     else context_frames, first_chunk_frames)
+        return (c.numpy() for c in chunks)
 
     def save(self, path: str | Path) -> Path:
         """Write this synthesizer's bundle (e.g. to ship a model loaded from a run dir)."""
         return write_bundle(self.bundle, path)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> Synthesizer:
-    """A `Synthesizer` from a bundle file or a tts run dir (read into the same bundle dict)."""
+def shipped_model_path() -> Path | None:
+    """The model shipped as package data (`ebtk/data/tts_model.pt`), or None when this install has none."""
+    try:
+        p = resources.files("ebtk").joinpath(SHIPPED_MODEL)
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return Path(str(p)) if p.is_file() else None
+
+
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Synthesizer:
+    """A `Synthesizer` from a bundle file or a tts run dir (read into the same bundle dict); without a path,
+    the shipped model (`shipped_model_path`), and an EbtkError saying what to give when there is none."""
+    if path is None:
+        path = shipped_model_path()
+        if path is None:
+            raise EbtkError(f"no model is shipped in this install (ebtk/{SHIPPED_MODEL} is missing); give a "
+                            "bundle file from `ebtk export` or a tts run dir, e.g. `ebtk synthesize MODEL.pt "
+                            "--text ...`")
     p = Path(path).expanduser()
     if p.is_dir():
         return Synthesizer(bundle_from_run(p), device)
     return Synthesizer(read_bundle(p), device)
 
 
-__all__ = ["FORMAT", "VERSION", "Synthesizer", "acoustic_section", "build_acoustic", "build_refiner",
-           "bundle_from_run", "export", "load", "read_bundle", "write_bundle"]
+__all__ = ["FORMAT", "SHIPPED_MODEL", "VERSION", "Synthesizer", "acoustic_section", "build_acoustic",
+           "build_refiner", "bundle_from_run", "export", "load", "read_bundle", "shipped_model_path",
+           "write_bundle"]

@@ -1,73 +1,168 @@
 """`ebtk synthesize`: text → wav files through an inference bundle (ebtk.tts.bundle), with the RTF.
 
-The model is a bundle file from ``ebtk export`` or a tts run dir: a refiner run (its `acoustic.checkpoint`
-gives the acoustic model), an acoustic run (hypothesis only, no refinement) or a flow-matching run (`steps` =
-Euler steps). No trainer, objective or corpus is involved.
+The model is a bundle file from ``ebtk export``, a tts run dir (a refiner run, whose `acoustic.checkpoint`
+gives the acoustic model; an acoustic run: hypothesis only; a flow-matching run: `steps` = Euler steps), or
+None: the model shipped with ebtk (`ebtk.tts.bundle.shipped_model_path`). No trainer, objective or corpus is
+involved.
+
+RTF (compute seconds / audio seconds) is measured once per call over all of its texts: the text front-end,
+acoustic model, refiner and vocoder, not loading the model or writing files. No synthesis runs as a warm-up:
+the ONNX Runtime vocoder's first call is no slower than later ones (its session is built when the vocoder is
+loaded, untimed), and the acoustic model's and refiner's first calls cost a few ms more than later ones,
+well under 1 % of the vocoder's time. The one start-up cost inside synthesis is espeak-ng's (~0.1 s, once per
+process); it is paid on a one-letter text before the clock starts, like loading the model.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ebtk.errors import EbtkError
-from ebtk.tts.audio import N_MELS, SAMPLE_RATE, save_wav
+from ebtk.tts.audio import HOP, SAMPLE_RATE, save_wav
 from ebtk.tts.bundle import Synthesizer, load
 
 
-def _synthesizer(model: str | Path | Synthesizer, device: str) -> Synthesizer:
+def _synthesizer(model: str | Path | Synthesizer | None, device: str) -> Synthesizer:
     return model if isinstance(model, Synthesizer) else load(model, device)
 
 
-def synthesize(model: str | Path | Synthesizer, text: str, out: str | Path, steps: int | None = None,
+def _describe(syn: Synthesizer, k: int, eta: float) -> str:
+    if syn.kind == "fm":
+        return f"{k} Euler steps"
+    if syn.kind == "acoustic":
+        return "hypothesis only (no refiner)"
+    return f"{k} refinement step{'' if k == 1 else 's'} of size {eta:g}"
+
+
+def synthesize_texts(syn: Synthesizer, texts: Sequence[str], outs: Sequence[str | Path],
+                     steps: int | None = None, step_size: float | None = None, length_scale: float | None = None,
+                     write_hypothesis: bool = False, batch_size: int = 8,
+                     progress: bool | None = None) -> dict[str, Any]:
+    """Speak each of `texts` into the wav at the same place in `outs`, `batch_size` texts at a time (sorted by
+    length, to pad little) through the acoustic model and refiner, then the vocoder (`Vocoder.many`: batched
+    on CUDA, one at a time on the CPU where a batch is no faster).
+
+    Texts that cannot be spoken (empty, no known symbols) are skipped and reported in ``errors`` ({index:
+    why}); the others are written. `write_hypothesis` also writes each unrefined hypothesis as
+    ``<stem>_hyp.wav``. `progress`: a tqdm bar on stderr (None: only when stderr is a terminal).
+    Returns {written, hypotheses, errors, seconds, frames, compute_seconds, rtf, steps, step_size,
+    length_scale}; rtf = compute_seconds / seconds, over all texts, without the hypotheses' vocoding."""
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise EbtkError(f"the batch size must be ≥ 1, got {batch_size}")
+    if len(texts) != len(outs):
+        raise EbtkError(f"{len(texts)} texts but {len(outs)} output paths")
+    k, eta, ls = syn.settings(steps, step_size, length_scale)
+    voc = syn.vocoder  # loaded (and its ONNX session built) before the clock starts
+    syn.frontend.phonemize(["a"])  # starts espeak-ng (once per process), untimed like loading
+    compute = 0.0
+    t0 = time.perf_counter()
+    ids, errors = syn.encode_lines(list(texts))
+    compute += time.perf_counter() - t0
+    good = sorted((i for i in range(len(texts)) if ids[i] is not None), key=lambda i: -len(ids[i]))
+    written: list[str] = []
+    hypotheses: list[str] = []
+    samples = 0
+    bar = tqdm(total=len(good), desc="synthesize", unit="line", file=sys.stderr, leave=False,
+               disable=None if progress is None else not progress)
+    try:
+        for start in range(0, len(good), batch_size):
+            batch = good[start:start + batch_size]
+            t0 = time.perf_counter()
+            pairs = syn.mels_batch([ids[i] for i in batch], k, eta, ls)
+            wavs = [syn.to_audio(w) for w in voc.many([m for _, m in pairs])]
+            compute += time.perf_counter() - t0  # the hypothesis wavs below are extra output: not timed
+            hyps = [syn.to_audio(w) for w in voc.many([h for h, _ in pairs])] if write_hypothesis else []
+            for j, i in enumerate(batch):
+                out = Path(outs[i])
+                save_wav(out, wavs[j], SAMPLE_RATE)
+                written.append(str(out))
+                samples += wavs[j].size
+                if write_hypothesis:
+                    hyp_path = out.with_name(f"{out.stem}_hyp.wav")
+                    save_wav(hyp_path, hyps[j], SAMPLE_RATE)
+                    hypotheses.append(str(hyp_path))
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    seconds = samples / SAMPLE_RATE
+    return {"written": sorted(written), "hypotheses": sorted(hypotheses), "errors": errors, "seconds": seconds,
+            "frames": samples // HOP,
+            "compute_seconds": compute, "rtf": compute / seconds if seconds else float("nan"), "steps": k,
+            "step_size": eta, "length_scale": ls}
+
+
+def synthesize(model: str | Path | Synthesizer | None, text: str, out: str | Path, steps: int | None = None,
                step_size: float | None = None, write_hypothesis: bool = False, device: str = "cpu",
                quiet: bool = False, length_scale: float | None = None) -> dict[str, Any]:
-    """Synthesize `text` into `out` (wav). Returns {out, hypothesis, seconds, rtf, steps, step_size, frames,
-    phonemes}.
+    """Synthesize `text` into `out` (wav); `model` None is the shipped model. Returns {out, hypothesis,
+    seconds, rtf, steps, step_size, length_scale, frames}.
 
     steps / step_size / length_scale default to the model's refinement defaults. `write_hypothesis` also
-    writes the unrefined hypothesis next to `out` as ``<stem>_hyp.wav``. RTF counts everything after the
-    text front-end (acoustic model, refinement, vocoder), after a warm-up call.
+    writes the unrefined hypothesis next to `out` as ``<stem>_hyp.wav`` (its vocoding is not in the RTF).
     """
     syn = _synthesizer(model, device)
-    out = Path(out)
-    k, eta, ls = syn.settings(steps, step_size, length_scale)
-    ph = syn.phonemes(text)
-    voc = syn.vocoder
-    syn.mels(ph, k, eta, ls)  # warm-up (first-call allocations), so the RTF describes steady-state synthesis
-    voc(torch.zeros(1, N_MELS, 8, device=syn.device))
-    t0 = time.perf_counter()
-    hyp, mel = syn.mels(ph, k, eta, ls)
-    wav = voc(mel)[0].cpu()
-    secs_compute = time.perf_counter() - t0
-    if not torch.isfinite(wav).all():
-        raise EbtkError("synthesis produced non-finite audio; hint: fewer --steps or a smaller --step-size")
-    save_wav(out, wav.numpy(), SAMPLE_RATE)
-    hyp_path = None
-    if write_hypothesis:
-        hyp_path = out.with_name(f"{out.stem}_hyp.wav")
-        save_wav(hyp_path, voc(hyp)[0].cpu().numpy(), SAMPLE_RATE)
-    seconds = wav.numel() / SAMPLE_RATE
-    result = {"out": str(out), "hypothesis": None if hyp_path is None else str(hyp_path), "seconds": seconds,
-              "rtf": secs_compute / seconds, "steps": k, "step_size": eta, "frames": int(mel.shape[-1]),
-              "phonemes": int(ph.shape[1])}
+    if not isinstance(text, str) or not text.strip():
+        raise EbtkError("the text is empty; hint: give a sentence to speak")
+    res = synthesize_texts(syn, [text], [out], steps, step_size, length_scale, write_hypothesis, progress=False)
+    if res["errors"]:
+        raise EbtkError(res["errors"][0])
+    result = {"out": str(out), "hypothesis": res["hypotheses"][0] if write_hypothesis else None,
+              "seconds": res["seconds"], "rtf": res["rtf"], "steps": res["steps"], "step_size": res["step_size"],
+              "length_scale": res["length_scale"], "frames": res["frames"]}
     if not quiet:
-        what = f"{k} Euler steps" if syn.kind == "fm" else f"{k} refinement steps of size {eta:g}"
-        print(f"wrote {out}: {seconds:.2f} s of audio, {what}, RTF {result['rtf']:.3f}")
+        print(f"wrote {out}: {res['seconds']:.2f} s of audio, {_describe(syn, res['steps'], res['step_size'])}, "
+              f"RTF {res['rtf']:.3f}")
     return result
 
 
-def synthesize_lines(model: str | Path | Synthesizer, lines_file: str | Path, out_dir: str | Path,
-                     **kw: Any) -> list[dict[str, Any]]:
-    """One wav per non-empty line of `lines_file`, named ``0001.wav``, ``0002.wav``, ... in `out_dir`."""
+def read_lines(lines_file: str | Path) -> list[str]:
+    """The lines of a text file, stripped; blank lines at the end of the file are not lines to speak."""
     path = Path(lines_file)
     if not path.is_file():
         raise EbtkError(f"text file not found: {path}")
-    lines = [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+    try:
+        lines = [t.strip() for t in path.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as e:
+        raise EbtkError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    while lines and not lines[-1]:
+        lines.pop()
     if not lines:
         raise EbtkError(f"{path} has no text lines")
-    syn = _synthesizer(model, kw.pop("device", "cpu"))
-    return [synthesize(syn, t, Path(out_dir) / f"{i:04d}.wav", **kw) for i, t in enumerate(lines, 1)]
+    return lines
+
+
+def synthesize_lines(model: str | Path | Synthesizer | None, lines_file: str | Path, out_dir: str | Path,
+                     steps: int | None = None, step_size: float | None = None, write_hypothesis: bool = False,
+                     device: str = "cpu", quiet: bool = False, length_scale: float | None = None,
+                     batch_size: int = 8, progress: bool | None = None) -> dict[str, Any]:
+    """One wav per line of `lines_file`: line n → ``<out_dir>/<n:04d>.wav`` (0001.wav, 0002.wav, ...),
+    `batch_size` lines at a time, with a progress bar (`progress`, see `synthesize_texts`).
+
+    Prints (unless `quiet`) and returns one summary with the RTF of the whole call. A line that cannot be
+    spoken (empty, or only unknown symbols) is an EbtkError naming its line number, raised after the wavs of
+    all the good lines are written."""
+    path = Path(lines_file)
+    lines = read_lines(path)
+    syn = _synthesizer(model, device)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EbtkError(f"--out-dir {out_dir} is a file, not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = synthesize_texts(syn, lines, [out_dir / f"{n:04d}.wav" for n in range(1, len(lines) + 1)], steps,
+                           step_size, length_scale, write_hypothesis, batch_size,
+                           progress=False if quiet else progress)
+    n = len(res["written"])
+    if not quiet and n:
+        print(f"wrote {n} wav{'s' if n != 1 else ''} to {out_dir}: {res['seconds']:.2f} s of audio, "
+              f"{_describe(syn, res['steps'], res['step_size'])}, RTF {res['rtf']:.3f}")
+    if res["errors"]:
+        bad = "; ".join(f"line {i + 1}: {why}" for i, why in res["errors"].items())
+        raise EbtkError(f"{path}: {bad} (the wavs of the other {n} line{'s' if n != 1 else ''} were written "
+                        f"to {out_dir})")
+    return res
