@@ -263,3 +263,65 @@ def test_ssm_per_element_normalisation_on_sequences():
 def test_score_objective_config_validation(cls, bad):
     with pytest.raises(EbtkError):
         cls.parse_section(bad)
+
+
+def _diag_score(w: torch.Tensor, b: torch.Tensor) -> ConvScore:
+    """s_c(x) = w_c·x_c + b_c per frame: a per-channel Gaussian's score (w_c = −1/σ_c²)."""
+    model = ConvScore(len(w))
+    with torch.no_grad():
+        model.proj.weight.copy_(torch.diag(w)[:, :, None])
+        model.proj.bias.copy_(b)
+    return model
+
+
+def test_ssm_at_the_hypothesis_is_the_fisher_objective_there():
+    """at=hypothesis: the loss is taken at Ŷ. With a diagonal linear score and Rademacher projections
+    vᵀ∇(vᵀs) = Σ w_c exactly, so (variance reduced) loss = mean over valid elements of w_c + ½ s_c(Ŷ)²."""
+    torch.manual_seed(0)
+    w, b = torch.tensor([-1.0, -0.5, -2.0]), torch.tensor([0.1, -0.2, 0.3])
+    ref, hyp = torch.randn(2, 3, 5), torch.randn(2, 3, 5)
+    mask = torch.ones(2, 1, 5)
+    mask[1, :, 3:] = 0
+    obj = make(SSM, at="hypothesis", variance_reduced=True)
+    loss = obj(_diag_score(w, b), ref, cond=hyp, hyp=hyp, mask=mask).loss
+    hand = 0.0
+    for i in range(2):
+        for c in range(3):
+            for t in range(5):
+                if mask[i, 0, t]:
+                    s = w[c] * hyp[i, c, t] + b[c]
+                    hand += float(w[c] + 0.5 * s * s)
+    hand /= 3 * (5 + 3)  # valid elements: 3 channels × (5 + 3) frames
+    assert float(loss.detach()) == pytest.approx(hand, rel=1e-6)
+    # at=data takes it at the reference instead
+    data = make(SSM, variance_reduced=True)(_diag_score(w, b), ref, cond=hyp, hyp=hyp, mask=mask).loss.detach()
+    assert float(data) != pytest.approx(hand, rel=1e-3)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.3])
+def test_ssm_along_the_path_matches_its_expectation(sigma: float):
+    """at=path: x = Y + t(Ŷ − Y) + σε, t ~ U[0, 1]. For s = w·x + b per element (a = w·y + b, d = ŷ − y):
+    E[½ s²] = ½(a² + a·w·d + w²d²/3 + w²σ²), and the trace term is w. Many copies of one (Y, Ŷ) pair
+    average over t and ε; the tolerance is 4 Monte Carlo standard errors."""
+    torch.manual_seed(1)
+    w, b = torch.tensor([-1.0, -0.5]), torch.tensor([0.2, -0.1])
+    y, h = torch.randn(1, 2, 3), torch.randn(1, 2, 3)
+    n = 20_000
+    ref, hyp = y.expand(n, -1, -1).clone(), h.expand(n, -1, -1).clone()
+    obj = make(SSM, at="path", path_noise=sigma, variance_reduced=True)
+    loss = float(obj(_diag_score(w, b), ref, cond=hyp, hyp=hyp).loss.detach())
+    a, d, wc = w[None, :, None] * y + b[None, :, None], h - y, w[None, :, None]
+    expected = float((wc + 0.5 * (a * a + a * wc * d + wc * wc * d * d / 3 + wc * wc * sigma**2)).mean())
+    # MC error: per-sample loss varies through t (and ε); its sd, from the same closed form by simulation
+    t = torch.rand(n, 1, 1)
+    x = y + t * d + sigma * torch.randn(n, 2, 3)
+    per = (wc + 0.5 * (wc * x + b[None, :, None]) ** 2).mean((1, 2))
+    se = float(per.std()) / n**0.5
+    assert abs(loss - expected) < 4 * se, (loss, expected, se)
+
+
+def test_ssm_at_hypothesis_needs_a_hypothesis():
+    with pytest.raises(EbtkError, match="hypothesis"):
+        make(SSM, at="path")(LinearScore(2), torch.randn(4, 2))
+    with pytest.raises(EbtkError, match="objective.at"):
+        make(SSM, at="nowhere")

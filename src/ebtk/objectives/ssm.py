@@ -4,6 +4,14 @@
 or Gaussian, E_v[vᵀ∇ₓ(vᵀs)] = tr ∇ₓs, so the objective is an unbiased estimate of the Fisher-divergence
 objective J = E_p[½‖s‖² + tr ∇ₓs]. All projections share one forward/backward: x is tiled n times.
 
+Where the loss is taken (`at`), for refiner batches (a hypothesis Ŷ aligned with the reference Y):
+* ``data``: at the reference Y (the score of p(Y | Ŷ) near Y). Refinement then starts where training never
+  looked: at Y = Ŷ.
+* ``hypothesis``: at Ŷ itself, where the first refinement step queries the net (the energy-based TTS paper's
+  authors' code evaluates SSM there).
+* ``path``: at x = Y + t(Ŷ − Y) + σε with t ~ U[0, 1] per sample and σ = `path_noise`: the score field along
+  the segment that refinement walks, widened by noise.
+
 Normalisation: unconditional batches give J per sample (sum over dimensions, mean over the batch).
 Sequence batches (a mask or a hypothesis, i.e. refiners) are divided by the number of valid elements,
 like the delta loss, so that `ssm+delta` weights are comparable; projections are masked to valid frames.
@@ -43,8 +51,14 @@ class SSMConfig:
     n_projections: int = 1
     projection: str = "rademacher"  # rademacher | gaussian
     variance_reduced: bool = False  # ½‖s‖² instead of ½(vᵀs)²
+    at: str = "data"  # data | hypothesis | path: where the loss is taken on refiner batches (module docs)
+    path_noise: float = 0.0  # at=path: σ of the Gaussian noise added to the points on the segment
 
     def validate(self) -> None:
+        if self.at not in ("data", "hypothesis", "path"):
+            raise EbtkError(f"objective.at must be data, hypothesis or path, got {self.at!r}")
+        if self.path_noise < 0:
+            raise EbtkError(f"objective.path_noise must be ≥ 0, got {self.path_noise}")
         if self.n_projections < 1:
             raise EbtkError(f"objective.n_projections must be ≥ 1, got {self.n_projections}")
         if self.projection not in ("rademacher", "gaussian"):
@@ -57,9 +71,22 @@ class SSM(Objective):
     Config: ClassVar[type] = SSMConfig
     needs_energy: ClassVar[bool] = False
 
+    def points(self, batch: Batch) -> torch.Tensor:
+        """Where the loss is taken (`at`): Y, Ŷ, or Y + t(Ŷ − Y) + σε, (B, *shape)."""
+        if self.cfg.at == "data":
+            return batch.x
+        if batch.hyp is None:
+            raise EbtkError(f"objective.at={self.cfg.at} needs refiner batches with a hypothesis; "
+                            "hint: at=data for unconditional data")
+        if self.cfg.at == "hypothesis":
+            return batch.hyp
+        t = torch.rand((len(batch),) + (1,) * (batch.x.dim() - 1), device=batch.x.device, dtype=batch.x.dtype)
+        x = batch.x + t * (batch.hyp - batch.x)
+        return x + self.cfg.path_noise * torch.randn_like(x) if self.cfg.path_noise > 0 else x
+
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
         k = self.cfg.n_projections
-        x = tile_cond(batch.x, k).detach().requires_grad_(True)  # (k·B, *shape)
+        x = tile_cond(self.points(batch), k).detach().requires_grad_(True)  # (k·B, *shape)
         mask = tile_cond(batch.mask, k)
         if self.cfg.projection == "rademacher":
             v = torch.randint(0, 2, x.shape, device=x.device).to(x.dtype) * 2 - 1
