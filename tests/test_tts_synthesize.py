@@ -203,3 +203,27 @@ def test_stream_matches_whole_utterance(delta_run) -> None:
     assert np.abs(short - whole).max() > 1e-3
     with pytest.raises(EbtkError, match="empty"):
         syn.stream("  ")
+
+
+def test_demo_pretrained_section_plays_hypothesis_and_refined(delta_run, tmp_path, monkeypatch) -> None:
+    """The demo's pretrained-model section on a bundle: per sentence a hypothesis and a refined player (distinct
+    audio: the refiner moved the mel) and a mel plot; with no model it says so and returns False."""
+    from ebtk.demo import DEMO_SENTENCES, pretrained_section
+    from ebtk.report.html import Report
+    from ebtk.tts.bundle import export
+
+    bundle = export(delta_run[0], tmp_path / "model.pt")
+    rep = Report("t")
+    assert pretrained_section(tmp_path, rep, bundle)
+    page = rep.render()
+    assert page.count("<audio") == 2 * len(DEMO_SENTENCES) and page.count("<img") == len(DEMO_SENTENCES)
+    out = tmp_path / "tts" / "pretrained"
+    hyp, _ = sf.read(out / "01_hypothesis.wav", dtype="float32")
+    ref, sr = sf.read(out / "01_refined.wav", dtype="float32")
+    assert sr == 22050 and len(hyp) == len(ref) and np.abs(hyp - ref).max() > 1e-3
+    import ebtk.tts.bundle as b
+
+    empty = Report("t")
+    monkeypatch.setattr(b, "shipped_model_path", lambda: None)
+    assert not pretrained_section(tmp_path / "none", empty, None)
+    assert "No pretrained TTS model ships" in empty.render()

@@ -111,17 +111,59 @@ def part_digits(root: Path, size: DemoSize, rep: Report) -> None:
     _runs_section(rep, jobs, "digits: Fréchet distance / KID in a digit classifier's feature space (lower is better)")
 
 
-def part_tts(root: Path, size: DemoSize, rep: Report) -> None:
+DEMO_SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Energy based models refine a first guess with a few gradient steps.",
+    "Doctor Smith paid three dollars and fifty cents, twice!",
+)
+
+
+def pretrained_section(root: Path, rep: Report, model: Path | None = None) -> bool:
+    """The pretrained model speaking new sentences: hypothesis vs refined wavs and mels. False (and a
+    paragraph saying so) when this install ships no model and none is given."""
+    from ebtk.report.plots import mel_plot
+    from ebtk.tts.audio import save_wav
+    from ebtk.tts.bundle import load, shipped_model_path
+
+    path = model or shipped_model_path()
+    rep.heading("The pretrained model, from text", level=3)
+    if path is None:
+        rep.paragraph("No pretrained TTS model ships in this install; the refiner below is trained from scratch.")
+        return False
+    synth = load(path)
+    k, eta, _ = synth.settings()
+    rep.paragraph(f"{Path(path).name}: hypothesis (the acoustic model alone, its duration predictor) and "
+                  f"refined ({k} step(s) at η = {eta:g}), as `ebtk synthesize` makes them, on sentences "
+                  "outside its training data.")
+    out = root / "tts" / "pretrained"
+    for n, text in enumerate(DEMO_SENTENCES, 1):
+        hyp, mel = synth.mels(synth.phonemes(text))
+        rep.paragraph(f"“{text}”")
+        for label, m in (("hypothesis", hyp), ("refined", mel)):
+            wav = out / f"{n:02d}_{label}.wav"
+            save_wav(wav, synth.vocoder(m)[0].cpu().numpy())
+            rep.audio(wav, label)
+        rep.image(mel_plot({"hypothesis": hyp[0].numpy(), "refined": mel[0].numpy()}, out / f"{n:02d}_mels.png"),
+                  "log-mels: hypothesis and refined")
+    card = Path(path).with_name("MODEL_CARD.md")
+    if card.is_file():
+        rep.markdown(card.read_text())
+    return True
+
+
+def part_tts(root: Path, size: DemoSize, rep: Report, model: Path | None = None) -> None:
     from ebtk.tts.corpus import make_corpus
 
     rep.heading("Energy-based TTS refinement", anchor="tts")
+    shipped = pretrained_section(root, rep, model)
+    rep.heading("Training a refiner on a small built-in corpus", level=3)
     corpus = root / "tts" / "corpus"
     if not (corpus / "metadata.csv").exists():
         make_corpus(corpus, n=size.corpus_n, seed=0)
     ac = root / "tts" / "acoustic"
     _train(ac, "tts", "acoustic", [f"train.steps={size.acoustic_steps}", f"data.path={corpus}", *size.tts_eval])
     refiners = []
-    for obj in ("delta", "ssm"):
+    for obj in ("delta",) if shipped else ("delta", "ssm"):
         d = root / "tts" / obj
         _train(
             d,
