@@ -6,8 +6,9 @@ per library, with the formula settings matched to the peer's (see `SETTINGS`). T
 the peer (A B A B …) so that load from other processes hits both alike; the table reports medians and the
 ebtk/peer ratio (< 1: ebtk is faster).
 
-Peak memory: the growth of the process's max RSS (``resource.getrusage``) over two training steps, in a
-fresh subprocess per (library, case), measured after the model, optimiser and data exist.
+Peak memory: the growth of the process's peak RSS over two training steps (median of several runs), and the
+peak of torch's live allocations over one step (torch.profiler memory events), each in a fresh subprocess per
+(library, case), measured after the model, optimiser and data exist.
 
 Quality: each library's CD, PCD and SSM trains on 8-gaussians (``ebtk.tasks.toy2d``) for the same steps
 and batches; every trained energy is scored by ebtk's exact normaliser over the plane (``ebtk.metrics.density``).
@@ -239,9 +240,36 @@ def mem_case(lib: str, obj: str, dim: int, batch: int) -> float:
     return (_status_kib("VmHWM") - before) / 1024
 
 
-def mem_subprocess(lib: str, obj: str, dim: int, batch: int) -> float:
+def mem_profile_case(lib: str, obj: str, dim: int, batch: int) -> float:
+    """Peak of the bytes torch holds allocated (MiB) over one training step, after one warm-up step (Adam's
+    state exists), relative to the start: torch.profiler's memory events (`profile_memory=True`), i.e. the
+    live tensors alone, without the allocator's free-but-resident pages that the RSS also counts."""
+    import json
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(THREADS)
+    s = SETUPS[lib](obj, dim, make_net(dim))
+    xs = batch_pool(dim, batch, n=2)
+    s.step(xs[0])
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        s.step(xs[1])
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        events = [e for e in json.loads(path.read_text())["traceEvents"] if e.get("name") == "[memory]"]
+    total = [e["args"]["Total Allocated"] for e in events]
+    start = total[0] - events[0]["args"]["Bytes"]
+    return (max(total) - start) / 2**20
+
+
+def mem_subprocess(lib: str, obj: str, dim: int, batch: int, kind: str = "rss") -> float:
+    """`kind` rss: `mem_case`; live: `mem_profile_case`; each in a fresh process."""
     cmd = [sys.executable, __file__, "--mem-case", lib, obj, str(dim), str(batch)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if kind == "live":
+        cmd.append("--mem-live")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -302,16 +330,34 @@ def speed_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def memory_table(dim: int, batch: int, log: Callable[[str], None] = print) -> str:
+def memory_table(dim: int, batch: int, log: Callable[[str], None] = print, repeats: int = 5,
+                 pairs: list[tuple[str, str]] | None = None) -> str:
     lines = [f"## Peak memory, D = {dim}, B = {batch}", "",
-             "Peak RSS above the starting RSS over two training steps (MiB), fresh subprocess per library "
-             "and case: free heap returned first (`malloc_trim`), the kernel's peak mark reset "
-             "(`/proc/self/clear_refs`), then VmHWM − VmRSS. (tracemalloc does not see torch's CPU tensors.)",
-             "", "| objective | peer | ebtk MiB | peer MiB | ebtk/peer |", "|---|---|---|---|---|"]
-    for obj, peer in PAIRS:
-        me, mp = mem_subprocess("ebtk", obj, dim, batch), mem_subprocess(peer, obj, dim, batch)
-        log(f"memory {obj} vs {peer}: {me:.1f} / {mp:.1f} MiB")
-        lines.append(f"| {obj} | {peer} | {me:.1f} | {mp:.1f} | {me / mp:.2f} |")
+             "Two measures, each in a fresh subprocess per library and case, model/optimiser/data already built:",
+             "",
+             "* **RSS**: peak RSS above the starting RSS over two training steps (MiB): free heap returned first "
+             "(`malloc_trim`), the kernel's peak mark reset (`/proc/self/clear_refs`), then VmHWM − VmRSS. "
+             f"Median [min–max] of {repeats} runs, ebtk and peer alternating: the allocator's free-but-resident "
+             "pages make it move by ±10–15 % from run to run. (tracemalloc does not see torch's CPU tensors.)",
+             "* **live**: the peak of the bytes torch holds allocated over one step after a warm-up step, from "
+             "torch.profiler's memory events (`profile_memory=True`): the tensors alone, deterministic.",
+             "",
+             "| objective | peer | ebtk RSS MiB | peer RSS MiB | ebtk/peer RSS | ebtk live MiB | peer live MiB "
+             "| ebtk/peer live |", "|---|---|---|---|---|---|---|---|"]
+    for obj, peer in pairs or PAIRS:
+        rss: dict[str, list[float]] = {"ebtk": [], peer: []}
+        for _ in range(repeats):
+            for lib in rss:
+                rss[lib].append(mem_subprocess(lib, obj, dim, batch))
+        me, mp = statistics.median(rss["ebtk"]), statistics.median(rss[peer])
+        le, lp = mem_subprocess("ebtk", obj, dim, batch, "live"), mem_subprocess(peer, obj, dim, batch, "live")
+        log(f"memory {obj} vs {peer}: RSS {me:.1f} / {mp:.1f} MiB, live {le:.1f} / {lp:.1f} MiB")
+
+        def cell(v: list[float]) -> str:
+            return f"{statistics.median(v):.1f} [{min(v):.1f}–{max(v):.1f}]"
+
+        lines.append(f"| {obj} | {peer} | {cell(rss['ebtk'])} | {cell(rss[peer])} | {me / mp:.2f} | {le:.1f} | "
+                     f"{lp:.1f} | {le / lp:.2f} |")
     return "\n".join(lines)
 
 
@@ -348,12 +394,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quality-steps", type=int, default=1000)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "peers.md"))
+    p.add_argument("--mem-repeats", type=int, default=5, help="RSS runs per library and case")
+    p.add_argument("--mem-objectives", nargs="+", help="memory: only these objectives (default: every pair)")
     p.add_argument("--mem-case", nargs=4, metavar=("LIB", "OBJ", "DIM", "BATCH"), help=argparse.SUPPRESS)
+    p.add_argument("--mem-live", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     torch.set_num_threads(THREADS)
     if a.mem_case:
         lib, obj, dim, batch = a.mem_case
-        print(mem_case(lib, obj, int(dim), int(batch)))
+        print((mem_profile_case if a.mem_live else mem_case)(lib, obj, int(dim), int(batch)))
         return
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -374,7 +423,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {a.out}")
             return
     if a.part in ("all", "memory") and not a.no_mem:
-        atomic_write_text(memory_file, memory_table(64, 4096) + "\n")
+        pairs = [pp for pp in PAIRS if not a.mem_objectives or pp[0] in a.mem_objectives]
+        atomic_write_text(memory_file, memory_table(64, 4096, repeats=a.mem_repeats, pairs=pairs) + "\n")
     if a.part in ("all", "quality"):
         quality = [f"## Quality: 8-gaussians, {a.quality_steps} steps, batch 256, {a.seeds} seeds", "",
                    "Test NLL (nats, lower is better; mean ± std over seeds) by ebtk's exact grid normaliser "

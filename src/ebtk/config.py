@@ -40,6 +40,7 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast on CUDA where the objective allows it
     max_abs_energy: float = 1e5  # divergence guard: |E| beyond this stops training with a hint
     threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+    compile: bool = False  # torch.compile the energy/score evaluation of the loss and of Langevin steps
 
     def validate(self) -> None:
         _positive(self, "steps", "batch_size", "lr", "log_every", "ckpt_every")

@@ -96,12 +96,24 @@ def _takes_two_args(net: nn.Module) -> bool:
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare module under DDP / torch.compile wrappers."""
     while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
+        if is_compiled(model):
             model = model._orig_mod
+        elif hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
         else:
             return model
+
+
+def is_compiled(model: nn.Module) -> bool:
+    """Whether `model` is a ``torch.compile`` wrapper (an OptimizedModule holding ``_orig_mod``)."""
+    return isinstance(model.__dict__.get("_modules", {}).get("_orig_mod"), nn.Module)
+
+
+def strip_ddp(model: nn.Module) -> nn.Module:
+    """The module under DDP / DataParallel wrappers, keeping a torch.compile wrapper (unlike `unwrap`)."""
+    while not is_compiled(model) and isinstance(getattr(model, "module", None), nn.Module):
+        model = model.module
+    return model
 
 
 def is_energy(model: nn.Module) -> bool:

@@ -92,10 +92,10 @@ class CD(Objective):
     def forward(self, model: nn.Module, batch: Batch, negatives: torch.Tensor | None = None) -> LossOutput:
         """`negatives` (B, *shape) overrides the chains (tests inject exact samples)."""
         self.check_model(model)
-        b = len(batch)
         x_neg = self.chains.sample(model, batch) if negatives is None else negatives.detach()
-        e = model(torch.cat([batch.x, x_neg], 0), tile_cond(batch.cond, 2))
-        e_pos, e_neg = e[:b], e[b:]
+        # Two calls, not one on torch.cat([x, x_neg]): no 2B-row copy of the inputs, and the backward's
+        # temporaries are B rows wide (peak memory at D = 64, B = 4096: see benchmarks/results/memory.md).
+        e_pos, e_neg = model(batch.x, batch.cond), model(x_neg, batch.cond)
         gap = e_pos.mean() - e_neg.mean()
         reg = e_pos.pow(2).mean() + e_neg.pow(2).mean()
         loss = gap + self.cfg.alpha * reg

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ebtk.energy import is_energy, unwrap
+from ebtk.energy import is_compiled, is_energy, strip_ddp, unwrap
 
 
 @contextmanager
@@ -32,8 +32,52 @@ def frozen(net: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def _grad_energy(net: nn.Module, x: torch.Tensor, cond=None) -> torch.Tensor:  # noqa: ANN001
+    """∇ₓ Σᵢ E(xᵢ) (like x): forward and backward w.r.t. x only, as one function for torch.compile.
+
+    `torch.func.grad` differentiates w.r.t. x alone, so no parameter needs its requires_grad flag
+    toggled (a flag change would be a guard failure, i.e. a recompile) and, called under no_grad, no graph
+    through θ is recorded.
+    """
+    return torch.func.grad(lambda x_: net(x_, cond).sum())(x)
+
+
+def _score(net: nn.Module, x: torch.Tensor, cond=None) -> torch.Tensor:  # noqa: ANN001
+    return net(x, cond)
+
+
+_COMPILED: dict = {}
+
+
+def compiled(fn):  # noqa: ANN001, ANN201
+    """`fn` compiled once per process with ``dynamic=False``: one compilation per distinct input shape
+    (training batches all have one shape), and no dynamic-shape kernels. Dynamo keeps at most
+    ``torch._dynamo.config.recompile_limit`` (8) shapes per function, then runs the rest eagerly."""
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn, dynamic=False)
+    return _COMPILED[fn]
+
+
+def compile_samplers(module: nn.Module, on: bool = True) -> int:
+    """Set `compile` on every `Sampler` held by `module` or its submodules; returns how many were found."""
+    n = 0
+    for m in module.modules():
+        for v in vars(m).values():
+            if isinstance(v, Sampler):
+                v.compile = on
+                n += 1
+    return n
+
+
 class Sampler:
-    """Base: subclasses implement `step(x, score)`; `sample` runs the loop with no parameter graph."""
+    """Base: subclasses implement `step(x, score)`; `sample` runs the loop with no parameter graph.
+
+    With `compile` set (`train.compile=true`, or `compile_samplers`), or when handed a ``torch.compile``d
+    model, each step's ∇ₓE (score, for score networks) comes from a compiled function of the bare network
+    (`_grad_energy`); the update and its noise stay eager, so the RNG stream is the eager one.
+    """
+
+    compile: bool = False
 
     def __init__(self, steps: int, step_size: float, clip: float = 0.0):
         self.steps = int(steps)
@@ -61,10 +105,19 @@ class Sampler:
         unwrap, the model-kind test and freezing the parameters (no graph through θ is ever recorded,
         and autograd computes only ∇ₓ); updates are in place on one chain tensor (a copy of x0).
         """
-        net = unwrap(model)  # no DDP hooks: sampling never back-propagates into parameters
+        net = strip_ddp(model)  # no DDP hooks: sampling never back-propagates into parameters
         n = self.steps if steps is None else steps
         x = x0.detach().clone()
         energy = is_energy(net)
+        if self.compile or is_compiled(net):
+            fn = compiled(_grad_energy if energy else _score)
+            net = unwrap(net)
+            with torch.no_grad():
+                for _ in range(n):
+                    x = self.descend_(x, fn(net, x, cond)) if energy else self.ascend_(x, fn(net, x, cond))
+                    if self.clip > 0:
+                        x = x.clamp_(-self.clip, self.clip)
+            return x
         with frozen(net), torch.no_grad():
             for _ in range(n):
                 if energy:

@@ -36,6 +36,9 @@ from ebtk.train.checkpoint import load_checkpoint, save_checkpoint
 from ebtk.train.distributed import DistInfo, broadcast_flag, cleanup, init_distributed
 
 CHECKPOINT = "checkpoint.pt"
+COMPILED_LOSS = ("cd", "pcd", "sa-nce", "nce")
+"""Objectives whose loss evaluates E_θ first-order only: `train.compile` compiles their model call.
+(The others still get compiled Langevin steps where they sample.)"""
 
 
 def resolve_config(
@@ -145,7 +148,8 @@ class Trainer:
             params, lr=self.tc.lr, betas=(self.tc.beta1, self.tc.beta2), weight_decay=self.tc.weight_decay
         )
         self.step = 0
-        self.step_module: nn.Module = _Step(self.model, self.objective)
+        self.step_module: nn.Module = _Step(self._compiled_model() if self.tc.compile else self.model,
+                                            self.objective)
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -154,6 +158,22 @@ class Trainer:
             self.step_module = DDP(
                 self.step_module, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True
             )
+
+    def _compiled_model(self) -> nn.Module:
+        """`train.compile`: the objective's Langevin samplers compile their ∇ₓE step, and (objectives in
+        `COMPILED_LOSS`) the loss calls the model through ``torch.compile(model, dynamic=False)``.
+
+        `self.model` stays the bare module: checkpoints (its state_dict keys), evaluation, snapshots and
+        `after_step` never see the wrapper, so a compiled run resumes an eager checkpoint and vice versa.
+        Under DDP the compiled module sits inside the DDP-wrapped `_Step` (compile inside, DDP outside).
+        ``dynamic=False``: one compilation per distinct batch shape (the trainer's batches all have one).
+        """
+        from ebtk.sampling.langevin import compile_samplers
+
+        compile_samplers(self.objective)
+        if self.config["objective"]["name"] not in COMPILED_LOSS:
+            return self.model  # these losses differentiate through ∇ₓE: AOTAutograd has no double backward
+        return torch.compile(self.model, dynamic=False)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -396,9 +416,10 @@ def run_kind(run_dir: str | Path) -> tuple[Any, Any] | None:
 
 
 RESUME_FREE = ("train.steps", "train.log_every", "train.ckpt_every", "train.eval_every", "train.threads",
-               "train.device")
-"""Keys a resumed run may change: the length of the run, logging/checkpoint cadence and where it runs. A
-task adds its evaluation-only sections (`Task.resume_free`). Everything else must equal the checkpoint's."""
+               "train.device", "train.compile")
+"""Keys a resumed run may change: the length of the run, logging/checkpoint cadence, where it runs and whether it
+is compiled. A task adds its evaluation-only sections (`Task.resume_free`). Everything else must equal the
+checkpoint's."""
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
