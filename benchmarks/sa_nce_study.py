@@ -638,6 +638,24 @@ def report(rows: list[dict[str, Any]], levels: int = 2, n_seeds: int = 5) -> str
                     + " |"
                 )
             out.append("")
+        # variants (c, ν) and wall-matched rows against the row they vary, paired by seed
+        pairs = []
+        for m in extra:
+            base = m.split("@")[0] if "@wall" in m else m.rsplit("-", 1)[0]
+            if base in tv and len(set(test_values(drows, ds, m)) & set(tv[base])) >= 2:
+                pairs.append((m, base))
+        if pairs:
+            out += [
+                f"Variants and same-wall-time rows against the row they vary, paired by seed (test {metric}).",
+                "",
+                "| row | against | n | Δ | 95 % CI (t) |",
+                "|---|---|---|---|---|",
+            ]
+            for m, base in pairs:
+                d = paired(test_values(drows, ds, m), tv[base])
+                lab = base.replace("sa-nce-K", "sa-nce K=").replace("=inf", "=∞")
+                out.append(f"| {m} | {lab} | {d.n} | {_g(d.mean)}{'*' if d.excludes_zero() else ''} | {_ci(d)} |")
+            out.append("")
     for ds in DATASETS:
         if ds not in datasets:
             missing.append(f"{ds}: no runs yet")
