@@ -260,6 +260,12 @@ class Study:
 
     def write_outputs(self) -> None:
         rows = collect(self.root)
+        # rows of runs whose dirs are not under this root (another machine, a cleaned runs/) stay in the CSV:
+        # a run dir present here replaces its row, nothing recorded is dropped
+        if self.csv_path.exists():
+            here = {r["run_dir"] for r in rows}
+            kept = [r for r in read_csv(self.csv_path) if r["run_dir"] not in here and r["status"] != "todo"]
+            rows = sorted(kept + rows, key=lambda r: r["run_dir"])
         write_csv(rows, self.csv_path)
         self.md_path.write_text(report(rows, self.levels, len(self.seeds)))
 

@@ -244,3 +244,25 @@ def test_shared_langevin_settings():
         assert len({c["objective"]["alpha"] for c in cfgs.values()}) == 1, task
         samplers = [{k: v for k, v in c["sampler"].items() if k != "persistent"} for c in cfgs.values()]
         assert samplers[0] == samplers[1] == samplers[2], task
+
+
+def test_csv_keeps_rows_whose_run_dirs_are_gone(finished, study_mod, tmp_path):
+    import shutil
+
+    s, tmp, _ = finished
+    root = tmp_path / "runs"
+    shutil.copytree(tmp / "runs", root)
+    res = tmp_path / "res"
+    res.mkdir()
+    shutil.copy(tmp / "res" / "runs.csv", res / "runs.csv")
+    before = study_mod.read_csv(res / "runs.csv")
+    victim = next(r["run_dir"] for r in before if r["stage"] == "test")
+    shutil.rmtree(root / victim)
+    again = _study(study_mod, tmp_path, lambda *a: None)
+    again.write_outputs()
+    after = study_mod.read_csv(res / "runs.csv")
+    assert sorted(r["run_dir"] for r in after) == sorted(r["run_dir"] for r in before)
+    assert (
+        next(r for r in after if r["run_dir"] == victim)["value"]
+        == next(r for r in before if r["run_dir"] == victim)["value"]
+    )
