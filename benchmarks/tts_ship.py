@@ -109,43 +109,29 @@ def score_from_text(synth: Any, utts: list[Any], grid: list[tuple[int, float]], 
     return scorer.per_utt
 
 
-def _by_setting(rows: list[dict[str, Any]]) -> dict[tuple[str, int | None, float | None], dict[str, dict]]:
-    out: dict[tuple, dict[str, dict]] = {}
-    for r in rows:
-        out.setdefault((r["system"], r["steps"], r["step_size"]), {})[r["id"]] = r
-    return out
-
-
-def _mean(rows: dict[str, dict], key: str) -> float:
-    vals = [r[key] for r in rows.values() if r[key] is not None]
-    return sum(vals) / len(vals)
-
-
 def choose(val_rows: list[dict[str, Any]]) -> tuple[int, float, list[str]]:
-    """(steps, η) with the lowest mean val MCD; within TIE_DB the higher DNSMOS wins; steps 0 = the hypothesis."""
-    cands = []
-    for (system, k, eta), rows in _by_setting(val_rows).items():
-        if system in ("hypothesis", "refined"):
-            cands.append((_mean(rows, "mcd"), -_mean(rows, "dnsmos"), k or 0, eta))
-    best_mcd = min(c[0] for c in cands)
-    tied = [c for c in cands if c[0] <= best_mcd + TIE_DB]
-    mcd, neg_dns, k, eta = min(tied, key=lambda c: (c[1], c[0]))
+    """(steps, η) chosen on val (`choose_setting`: lowest mean MCD, DNSMOS breaking ties), and the table."""
+    from ebtk.tts.evaluate import choose_setting, group_rows, row_mean
+
+    k, eta = choose_setting(val_rows, TIE_DB)
     lines = ["| steps | η | n | MCD (dB) | DNSMOS | chosen |", "|---|---|---|---|---|---|"]
-    for c in sorted(cands, key=lambda c: (c[2], c[3] or 0)):
-        n = len(next(rows for (s, kk, ee), rows in _by_setting(val_rows).items()
-                     if (kk or 0) == c[2] and ee == c[3] and s in ("hypothesis", "refined")))
-        mark = "**yes**" if (c[2], c[3]) == (k, eta) else ""
-        lines.append(f"| {c[2]} | {'–' if c[3] is None else f'{c[3]:g}'} | {n} | {c[0]:.3f} | {-c[1]:.3f} | {mark} |")
-    return k, (eta if eta is not None else 1.0), lines
+    for (system, kk, ee), rows in sorted(group_rows(val_rows).items(), key=lambda x: (x[0][1], x[0][2] or 0)):
+        if system not in ("hypothesis", "refined"):
+            continue
+        mark = "**yes**" if (kk, ee or 1.0) == (k, eta) else ""
+        lines.append(f"| {kk} | {'–' if ee is None else f'{ee:g}'} | {len(rows)} | {row_mean(rows, 'mcd'):.3f} | "
+                     f"{row_mean(rows, 'dnsmos'):.3f} | {mark} |")
+    return k, eta, lines
 
 
 def test_table(test_rows: list[dict[str, Any]], k: int, eta: float) -> list[str]:
     """Means with 95 % bootstrap intervals, and paired bootstrap intervals of each system minus the hypothesis."""
     from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval
+    from ebtk.tts.evaluate import group_rows, row_mean
 
-    sets = _by_setting(test_rows)
+    sets = group_rows(test_rows)
     hyp = sets[("hypothesis", 0, None)]
-    ref = sets.get(("vocoded reference", None, None), {})
+    ref = sets.get(("vocoded reference", 0, None), {})
     ids = sorted(hyp)
 
     def cell(iv: Any, nd: int = 3) -> str:
@@ -154,7 +140,7 @@ def test_table(test_rows: list[dict[str, Any]], k: int, eta: float) -> list[str]
     lines = ["| system | n | " + " | ".join(f"{m} (95 % CI)" for m in ("MCD dB", "log-F0 RMSE", "V/UV", "DNSMOS"))
              + " | ΔMCD vs hyp | ΔDNSMOS vs hyp | share of the gap closed |",
              "|---|---|---|---|---|---|---|---|---|"]
-    mcd_ref = _mean(ref, "mcd") if ref else None
+    mcd_ref = row_mean(ref, "mcd") if ref else None
     for (system, kk, ee), rows in sets.items():
         name = system if kk in (None, 0) else f"{system}, {kk} × η {ee:g}"
         cols = []
@@ -168,8 +154,8 @@ def test_table(test_rows: list[dict[str, Any]], k: int, eta: float) -> list[str]
                 pairs = [(rows[i][m], hyp[i][m]) for i in ids if i in rows]
                 deltas[j] = cell(paired_bootstrap_interval([a for a, _ in pairs], [b for _, b in pairs]))
             if mcd_ref is not None:
-                gap = _mean(hyp, "mcd") - mcd_ref
-                share = f"{100 * (_mean(hyp, 'mcd') - _mean(rows, 'mcd')) / gap:+.1f} %"
+                gap = row_mean(hyp, "mcd") - mcd_ref
+                share = f"{100 * (row_mean(hyp, 'mcd') - row_mean(rows, 'mcd')) / gap:+.1f} %"
         lines.append(f"| {name} | {len(rows)} | " + " | ".join(cols) + f" | {deltas[0]} | {deltas[1]} | {share} |")
     lines.append("")
     lines.append("From text (the duration predictor, as `ebtk synthesize`), scored against the recorded wav: "
@@ -272,10 +258,12 @@ def main() -> None:
         write_bundle(small, out / "tts_model.pt")
     test_rows = read_per_utterance_csv(test_csv)
     table = test_table([r for r in test_rows if "(fp16)" not in r["system"]], k, eta)
-    sets = _by_setting(test_rows)
+    from ebtk.tts.evaluate import group_rows, row_mean
+
+    sets = group_rows(test_rows)
     key32 = ("refined", k, eta) if k > 0 else ("hypothesis", 0, None)
     key16 = ("refined (fp16)", k, eta) if k > 0 else ("hypothesis (fp16)", 0, None)
-    fp16_diff = _mean(sets[key16], "mcd") - _mean(sets[key32], "mcd")
+    fp16_diff = row_mean(sets[key16], "mcd") - row_mean(sets[key32], "mcd")
     from ebtk.metrics.stats import paired_bootstrap_interval
 
     ids = sorted(sets[key32])

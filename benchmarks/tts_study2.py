@@ -139,27 +139,6 @@ def score(synth: Any, utts: list[Any], condition: str, grid: list[tuple[int, flo
     return scorer.per_utt
 
 
-def _sets(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, dict]]:
-    out: dict[tuple, dict[str, dict]] = {}
-    for r in rows:
-        out.setdefault((r["system"], r["steps"] or 0, r["step_size"]), {})[r["id"]] = r
-    return out
-
-
-def _mean(rows: dict[str, dict], key: str) -> float:
-    vals = [r[key] for r in rows.values() if r[key] is not None]
-    return sum(vals) / len(vals) if vals else float("nan")
-
-
-def choose(val_rows: list[dict[str, Any]]) -> tuple[int, float]:
-    """Lowest mean val MCD among the hypothesis (steps 0) and the refined settings; DNSMOS breaks ties."""
-    cands = [(_mean(r, "mcd"), -_mean(r, "dnsmos"), k, e) for (s, k, e), r in _sets(val_rows).items()
-             if s in ("hypothesis", "refined")]
-    best = min(c[0] for c in cands)
-    _, _, k, e = min((c for c in cands if c[0] <= best + TIE_DB), key=lambda c: (c[1], c[0]))
-    return k, 1.0 if e is None else e
-
-
 def raw_path(results: Path, name: str, condition: str, split: str) -> Path:
     return results / "raw" / f"{name}.{condition}.{split}.csv"
 
@@ -167,7 +146,7 @@ def raw_path(results: Path, name: str, condition: str, split: str) -> Path:
 def evaluate_refiner(run: Path, name: str, inputs: Inputs, results: Path, grid: list[tuple[int, float]]) -> None:
     from ebtk.io import atomic_write_text
     from ebtk.tts.bundle import Synthesizer, bundle_from_run
-    from ebtk.tts.evaluate import per_utterance_csv, read_per_utterance_csv
+    from ebtk.tts.evaluate import choose_setting, per_utterance_csv, read_per_utterance_csv
 
     synth = Synthesizer(bundle_from_run(run))
     for cond in CONDITIONS:
@@ -175,7 +154,7 @@ def evaluate_refiner(run: Path, name: str, inputs: Inputs, results: Path, grid: 
         if not val.is_file():
             log(f"{name} / {cond}: val grid ({len(grid)} settings)")
             atomic_write_text(val, per_utterance_csv(score(synth, inputs.utterances("val"), cond, grid, False)))
-        k, e = choose(read_per_utterance_csv(val))
+        k, e = choose_setting(read_per_utterance_csv(val), TIE_DB)
         test = raw_path(results, name, cond, "test")
         if not test.is_file():
             log(f"{name} / {cond}: chosen {k} × η {e:g}; test")
@@ -187,7 +166,7 @@ def evaluate_refiner(run: Path, name: str, inputs: Inputs, results: Path, grid: 
 def report(results: Path, names: list[str]) -> str:
     """The test table per condition, from the raw CSVs (regenerates identically: fixed bootstrap seed)."""
     from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval
-    from ebtk.tts.evaluate import read_per_utterance_csv
+    from ebtk.tts.evaluate import choose_setting, group_rows, read_per_utterance_csv, row_mean
 
     def ci(iv: Any, nd: int = 3, sign: str = "") -> str:
         return f"{iv.mean:{sign}.{nd}f} [{iv.lo:{sign}.{nd}f}, {iv.hi:{sign}.{nd}f}]"
@@ -202,8 +181,8 @@ def report(results: Path, names: list[str]) -> str:
             val, test = raw_path(results, name, cond, "val"), raw_path(results, name, cond, "test")
             if not (val.is_file() and test.is_file()):
                 continue
-            k, e = choose(read_per_utterance_csv(val))
-            sets = _sets(read_per_utterance_csv(test))
+            k, e = choose_setting(read_per_utterance_csv(val), TIE_DB)
+            sets = group_rows(read_per_utterance_csv(test))
             hyp, ref = sets[("hypothesis", 0, None)], sets[("vocoded reference", 0, None)]
             ids = sorted(hyp)
             if not base_done:
@@ -211,7 +190,7 @@ def report(results: Path, names: list[str]) -> str:
                     mcd = bootstrap_interval([rows[i]["mcd"] for i in ids])
                     lines.append(f"| {label} | – | – | {mcd.n} | {ci(mcd, 2)} | – | – | – | – | – |")
                 base_done = True
-            gap = _mean(hyp, "mcd") - _mean(ref, "mcd")
+            gap = row_mean(hyp, "mcd") - row_mean(ref, "mcd")
             for (s, kk, ee), rows in sorted(sets.items(), key=lambda x: (x[0][1], x[0][2] or 0)):
                 if s != "refined":
                     continue
@@ -222,7 +201,7 @@ def report(results: Path, names: list[str]) -> str:
                     cells.append(ci(paired_bootstrap_interval([a for a, _ in pairs], [b for _, b in pairs]),
                                     3, "+"))
                 mcd = bootstrap_interval([rows[i]["mcd"] for i in ids if i in rows])
-                share = 100 * (_mean(hyp, "mcd") - _mean(rows, "mcd")) / gap
+                share = 100 * (row_mean(hyp, "mcd") - row_mean(rows, "mcd")) / gap
                 chosen = "**yes**" if (kk, ee) == (k, e) else ""
                 lines.append(f"| {name} | {kk} × η {ee:g} | {chosen} | {mcd.n} | {ci(mcd, 2)} | {cells[0]} | "
                              f"{share:+.1f} % | {cells[1]} | {cells[2]} | {cells[3]} |")

@@ -49,3 +49,19 @@ def test_degenerate_sizes():
     assert one.mean == 4.0 and math.isnan(one.lo)
     same = bootstrap_interval([2.0] * 10)
     assert same.lo == same.hi == 2.0
+
+
+def test_choose_setting_takes_the_lowest_val_mcd_and_breaks_ties_by_dnsmos():
+    from ebtk.tts.evaluate import choose_setting
+
+    def rows(system, k, eta, mcds, dns):
+        return [{"id": f"u{i}", "system": system, "steps": k, "step_size": eta, "mcd": m, "dnsmos": d}
+                for i, (m, d) in enumerate(zip(mcds, dns))]
+
+    base = rows("vocoded reference", None, None, [1.0, 1.0], [4.0, 4.0]) + rows("hypothesis", 0, None, [5.0, 5.2],
+                                                                               [2.0, 2.0])
+    better = base + rows("refined", 1, 1.0, [4.9, 5.0], [2.1, 2.1]) + rows("refined", 2, 0.5, [4.9, 5.005], [2.5, 2.5])
+    assert choose_setting(better) == (2, 0.5)  # 4.9525 is within 0.01 dB of 4.95 and has the higher DNSMOS
+    assert choose_setting(better, tie_db=0.001) == (1, 1.0)
+    worse = base + rows("refined", 1, 1.0, [5.5, 5.6], [3.0, 3.0])
+    assert choose_setting(worse) == (0, 1.0)  # no refinement beats the hypothesis: steps 0

@@ -297,6 +297,30 @@ def read_per_utterance_csv(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def group_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, int, float | None], dict[str, dict[str, Any]]]:
+    """Per-utterance rows grouped by setting: {(system, steps (0 when none), step size): {utterance id: row}}."""
+    out: dict[tuple[str, int, float | None], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["system"], r["steps"] or 0, r["step_size"]), {})[r["id"]] = r
+    return out
+
+
+def row_mean(rows: dict[str, dict[str, Any]], key: str) -> float:
+    """Mean of `key` over one setting's utterances, leaving out missing values (nan when none is left)."""
+    vals = [r[key] for r in rows.values() if r[key] is not None]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def choose_setting(val_rows: list[dict[str, Any]], tie_db: float = 0.01) -> tuple[int, float]:
+    """The (steps, η) to use, chosen on validation rows: the lowest mean MCD among the hypothesis (steps 0)
+    and every refined setting; within `tie_db` dB of it the higher mean DNSMOS wins. η of steps 0 is 1.0."""
+    cands = [(row_mean(r, "mcd"), -row_mean(r, "dnsmos"), k, e) for (s, k, e), r in group_rows(val_rows).items()
+             if s in ("hypothesis", "refined")]
+    best = min(c[0] for c in cands)
+    _, _, k, e = min((c for c in cands if c[0] <= best + tie_db), key=lambda c: (c[1], c[0]))
+    return k, 1.0 if e is None else e
+
+
 @torch.no_grad()
 def from_text_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...] = (),
                    step_sizes: tuple[float, ...] = (), length_scale: float = 1.0
