@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tts_paper.yaml"
 SHIPPED = ROOT / "src" / "ebtk" / "data" / "tts_model.pt"
@@ -35,7 +33,7 @@ STEPS_GRID = (1, 2, 3)
 ETA_GRID = (0.5, 1.0)
 TIE_DB = 0.01
 METRICS = ("mcd", "logf0_rmse", "vuv", "dnsmos")
-# the refiner run's own end-of-training evaluation is teacher-forced and not what selects anything here:
+# the training runs' own end-of-training evaluations are teacher-forced and not what selects anything here:
 # keep it small (evaluation-only keys, free on resume)
 REFINER_EVAL = ["eval.n_test=10", "eval.steps=[1]", "eval.step_sizes=[1.0]", "eval.dnsmos=false", "eval.n_wavs=1"]
 
@@ -69,44 +67,6 @@ def acoustic_task(acoustic_run: Path) -> Any:
     from ebtk.train.checkpoint import load_checkpoint
 
     return build_task(load_checkpoint(acoustic_run / "checkpoint.pt")["config"], acoustic_run)
-
-
-def utterances(acoustic_run: Path, split: str, synth: Any) -> list[Any]:
-    """The split's utterances as `ebtk synthesize` sees them: the raw metadata text through the bundle's own
-    front end (text normaliser + phonemizer), and the recording for scoring."""
-    from ebtk.tts.audio import load_wav, mel_spectrogram
-    from ebtk.tts.evaluate import EvalUtterance
-
-    task = acoustic_task(acoustic_run)
-    items = task.items()
-    ids = task.splits()[split]
-    texts = [items[i][0] for i in ids]
-    encoded, errors = synth.encode_lines(texts)
-    if errors:
-        raise SystemExit(f"error: {split} texts the front end cannot speak: {errors}")
-    out = []
-    for uid, ph in zip(ids, encoded):
-        wav = load_wav(items[uid][2])
-        out.append(EvalUtterance(id=uid, wav=wav, mel=mel_spectrogram(torch.from_numpy(wav)),
-                                 phonemes=torch.tensor(ph, dtype=torch.long)))
-    return out
-
-
-def score_from_text(synth: Any, utts: list[Any], grid: list[tuple[int, float]], with_reference: bool,
-                    tag: str = "") -> list[dict[str, Any]]:
-    """Per-utterance rows: (vocoded reference), hypothesis, and refined at each (steps, η) of `grid`."""
-    from ebtk.tts.evaluate import Scorer, from_text_mels
-
-    scorer = Scorer(synth.vocoder, utts, dnsmos=True)
-    if with_reference:
-        scorer.score("vocoded reference", scorer.ref_mels)
-    steps = tuple(sorted({k for k, _ in grid}))
-    etas = tuple(sorted({e for _, e in grid}))
-    hyps, refined = from_text_mels(synth, utts, steps, etas)
-    scorer.score("hypothesis" + tag, hyps, steps=0)
-    for k, eta in grid:
-        scorer.score("refined" + tag, refined[(k, eta)], steps=k, step_size=eta)
-    return scorer.per_utt
 
 
 def choose(val_rows: list[dict[str, Any]]) -> tuple[int, float, list[str]]:
@@ -177,6 +137,35 @@ def half_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+RECORD_N = 5  # test utterances whose per-utterance metrics the shipped file carries
+
+
+def ship_record(test_rows: list[dict[str, Any]], corpus_utts: list[dict[str, Any]], k: int, eta: float
+                ) -> dict[str, Any]:
+    """What the shipped file records of itself (``bundle["record"]``): the from-text test summary of the
+    shipped (fp16) weights, and the per-utterance metrics of its first `RECORD_N` test utterances with the
+    corpus entries that rebuild their recordings (`ebtk.tts.corpus.resynthesize`), so that a test can
+    re-evaluate them without the corpus."""
+    from ebtk.metrics.stats import paired_bootstrap_interval
+    from ebtk.tts.evaluate import group_rows, row_mean
+
+    sets = group_rows(test_rows)
+    hyp = sets[("hypothesis (fp16)", 0, None)]
+    ref = sets[("refined (fp16)", k, eta)] if k > 0 else hyp
+    ids = sorted(hyp)
+    by_id = {u["id"]: u for u in corpus_utts}
+    utts = [{"spec": {f: by_id[i][f] for f in ("id", "text", "normalized", "voice", "params")},
+             "hypothesis": {m: hyp[i][m] for m in METRICS}, "refined": {m: ref[i][m] for m in METRICS}}
+            for i in ids[:RECORD_N]]
+    summary: dict[str, Any] = {"n": len(ids)}
+    for m in ("mcd", "dnsmos"):
+        iv = paired_bootstrap_interval([ref[i][m] for i in ids], [hyp[i][m] for i in ids])
+        summary[m] = {"hypothesis": row_mean(hyp, m), "refined": row_mean(ref, m),
+                      "delta": iv.mean, "delta_ci95": [iv.lo, iv.hi]}
+    return {"split": "test", "condition": "from-text", "weights": "fp16", "refine": {"steps": k, "step_size": eta},
+            "summary": summary, "utterances": utts}
+
+
 def model_card(path: Path, info: dict[str, Any], table: list[str], selection: list[str]) -> None:
     from ebtk.io import atomic_write_text
 
@@ -226,14 +215,15 @@ def main() -> None:
     EXTRA[:] = args.set
     from ebtk.io import atomic_write_bytes, atomic_write_text
     from ebtk.tts.bundle import Synthesizer, bundle_from_run, write_bundle
-    from ebtk.tts.evaluate import per_utterance_csv, read_per_utterance_csv
+    from ebtk.tts.evaluate import per_utterance_csv, read_per_utterance_csv, score_systems
+    from ebtk.tts.splits import SplitUtterances
 
     out, res = Path(args.out), Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
     ac, rf = out / "acoustic", out / "delta-text"
     val_csv, test_csv = res / "val_per_utterance.csv", res / "test_per_utterance.csv"
     if not args.report_only:
-        train_stage(ac, "acoustic", ["train.ckpt_every=100", "train.log_every=20"], args.acoustic_steps)
+        train_stage(ac, "acoustic", ["train.ckpt_every=100", "train.log_every=20", *REFINER_EVAL], args.acoustic_steps)
         train_stage(rf, "delta", [f"acoustic.checkpoint={ac}", "model.kind=score", "model.text_cond=true",
                                   "train.ckpt_every=200", "train.log_every=50", *REFINER_EVAL], args.refiner_steps)
         bundle = bundle_from_run(rf)
@@ -241,7 +231,7 @@ def main() -> None:
         if not val_csv.is_file():
             log("val: from text, hypothesis and refined at every steps × η")
             grid = [(k, e) for e in ETA_GRID for k in STEPS_GRID]
-            rows = score_from_text(synth, utterances(ac, "val", synth), grid, with_reference=True)
+            rows = score_systems(synth, SplitUtterances(ac, synth).utterances("val"), grid, reference=True)
             atomic_write_text(val_csv, per_utterance_csv(rows))
     k, eta, selection = choose(read_per_utterance_csv(val_csv))
     log(f"chosen on val: {k} step(s) at η = {eta:g}")
@@ -250,13 +240,16 @@ def main() -> None:
         small = half_bundle(bundle)
         if not test_csv.is_file():
             log("test: from text, vocoded reference, hypothesis, chosen setting (fp32 and fp16)")
-            utts = utterances(ac, "test", synth)
+            utts = SplitUtterances(ac, synth).utterances("test")
             grid = [(k, eta)] if k > 0 else []
-            rows = score_from_text(synth, utts, grid, with_reference=True)
-            rows += score_from_text(Synthesizer(small), utts, grid, with_reference=False, tag=" (fp16)")
+            rows = score_systems(synth, utts, grid, reference=True)
+            rows += score_systems(Synthesizer(small), utts, grid, tag=" (fp16)")
             atomic_write_text(test_csv, per_utterance_csv(rows))
-        write_bundle(small, out / "tts_model.pt")
     test_rows = read_per_utterance_csv(test_csv)
+    if not args.report_only:
+        corpus = json.loads((acoustic_task(ac).corpus_path() / "corpus.json").read_text())
+        small["record"] = ship_record(test_rows, corpus["utterances"], k, eta)
+        write_bundle(small, out / "tts_model.pt")
     table = test_table([r for r in test_rows if "(fp16)" not in r["system"]], k, eta)
     from ebtk.tts.evaluate import group_rows, row_mean
 

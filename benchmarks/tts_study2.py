@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tts_paper.yaml"
 TIE_DB = 0.01
@@ -67,100 +65,29 @@ def train_refiner(run: Path, name: str, acoustic: Path, steps: int, extra: list[
           progress=sys.stderr.isatty())
 
 
-class Inputs:
-    """The val/test utterances of an acoustic run: recordings, teacher-forced hypotheses (and aligned text
-    encodings) from its hypotheses file, and phonemes of the raw text through the bundle's front end."""
-
-    def __init__(self, acoustic: Path, synth: Any):
-        from ebtk.tasks.base import build_task
-        from ebtk.train.checkpoint import load_checkpoint
-        from ebtk.tts.hypotheses import load_hypotheses
-
-        self.h = load_hypotheses(acoustic)
-        self.task = build_task(load_checkpoint(acoustic / "checkpoint.pt")["config"], acoustic)
-        self.synth = synth
-        self.cache: dict[str, list[Any]] = {}
-
-    def utterances(self, split: str) -> list[Any]:
-        from ebtk.tts.audio import load_wav, mel_spectrogram
-        from ebtk.tts.evaluate import EvalUtterance
-
-        if split not in self.cache:
-            items = self.task.items()
-            ids = list(self.h["splits"][split])
-            encoded, errors = self.synth.encode_lines([items[i][0] for i in ids])
-            keep = [j for j in range(len(ids)) if j not in errors]
-            utts = []
-            for j in keep:
-                uid = ids[j]
-                wav = load_wav(items[uid][2])
-                utts.append(EvalUtterance(id=uid, wav=wav, mel=mel_spectrogram(torch.from_numpy(wav)),
-                                          phonemes=torch.tensor(encoded[j], dtype=torch.long),
-                                          hyp=self.h["hyp"][uid].float(), text=self.h["text"][uid].float()))
-            self.cache[split] = utts
-        return self.cache[split]
-
-
-@torch.no_grad()
-def teacher_forced_mels(synth: Any, utts: list[Any], steps: tuple[int, ...], etas: tuple[float, ...]
-                        ) -> tuple[list[torch.Tensor], dict[tuple[int, float], list[torch.Tensor]]]:
-    from ebtk.tts.refiner import refine
-
-    hyps = [u.hyp for u in utts]
-    out: dict[tuple[int, float], list[torch.Tensor]] = {(k, e): [] for e in etas for k in steps}
-    for u in utts:
-        hyp = u.hyp[None].to(synth.device)
-        cond = {"hyp": hyp}
-        if synth.text_cond:
-            cond["text"] = u.text[None].to(synth.device)
-        for e in etas:
-            _, seen = refine(synth.refiner, hyp, max(steps), e, cond, record=tuple(steps))
-            for k in steps:
-                out[(k, e)].append(seen[k][0].cpu())
-    return hyps, out
-
-
-def score(synth: Any, utts: list[Any], condition: str, grid: list[tuple[int, float]], reference: bool
-          ) -> list[dict[str, Any]]:
-    from ebtk.tts.evaluate import Scorer, from_text_mels
-
-    steps = tuple(sorted({k for k, _ in grid}))
-    etas = tuple(sorted({e for _, e in grid}))
-    if condition == "from-text":
-        hyps, refined = from_text_mels(synth, utts, steps, etas)
-    else:
-        hyps, refined = teacher_forced_mels(synth, utts, steps, etas)
-    scorer = Scorer(synth.vocoder, utts, dnsmos=True)
-    if reference:
-        scorer.score("vocoded reference", scorer.ref_mels)
-    scorer.score("hypothesis", hyps, steps=0)
-    for k, e in grid:
-        scorer.score("refined", refined[(k, e)], steps=k, step_size=e)
-    return scorer.per_utt
-
-
 def raw_path(results: Path, name: str, condition: str, split: str) -> Path:
     return results / "raw" / f"{name}.{condition}.{split}.csv"
 
 
-def evaluate_refiner(run: Path, name: str, inputs: Inputs, results: Path, grid: list[tuple[int, float]]) -> None:
+def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: list[tuple[int, float]]) -> None:
     from ebtk.io import atomic_write_text
     from ebtk.tts.bundle import Synthesizer, bundle_from_run
-    from ebtk.tts.evaluate import choose_setting, per_utterance_csv, read_per_utterance_csv
+    from ebtk.tts.evaluate import choose_setting, per_utterance_csv, read_per_utterance_csv, score_systems
 
     synth = Synthesizer(bundle_from_run(run))
     for cond in CONDITIONS:
         val = raw_path(results, name, cond, "val")
         if not val.is_file():
             log(f"{name} / {cond}: val grid ({len(grid)} settings)")
-            atomic_write_text(val, per_utterance_csv(score(synth, inputs.utterances("val"), cond, grid, False)))
+            rows = score_systems(synth, inputs.utterances("val"), grid, condition=cond)
+            atomic_write_text(val, per_utterance_csv(rows))
         k, e = choose_setting(read_per_utterance_csv(val), TIE_DB)
         test = raw_path(results, name, cond, "test")
         if not test.is_file():
             log(f"{name} / {cond}: chosen {k} × η {e:g}; test")
             test_grid = sorted({(k, e), (1, 1.0), (100, e)} - {(0, e)})
-            atomic_write_text(test, per_utterance_csv(score(synth, inputs.utterances("test"), cond, test_grid,
-                                                            reference=True)))
+            atomic_write_text(test, per_utterance_csv(score_systems(synth, inputs.utterances("test"), test_grid,
+                                                                    condition=cond, reference=True)))
 
 
 def report(results: Path, names: list[str]) -> str:
@@ -246,7 +173,9 @@ def main() -> None:
             run = out / name
             train_refiner(run, name, acoustic, a.refiner_steps, a.set)
             if inputs is None:
-                inputs = Inputs(acoustic, Synthesizer(bundle_from_run(run)))
+                from ebtk.tts.splits import SplitUtterances
+
+                inputs = SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
             evaluate_refiner(run, name, inputs, results, grid)
             atomic_write_text(results / "table.md", report(results, names) + "\n")
     table = report(results, names)

@@ -80,6 +80,22 @@ def test_sentences_are_varied():
     assert sum("," in x for x in s) > 30
 
 
+@needs_flite
+def test_resynthesize_rebuilds_corpus_wavs_exactly(corpus_dir, tmp_path):
+    """A few utterances from corpus.json alone (what the shipped model's record carries) give the same
+    samples as the corpus."""
+    from ebtk.tts.audio import load_wav
+    from ebtk.tts.corpus import resynthesize
+
+    utts = json.loads((corpus_dir / "corpus.json").read_text())["utterances"][3:5]
+    paths = resynthesize(utts, tmp_path / "wavs", engine="flite")
+    assert [p.name for p in paths] == [f"{u['id']}.wav" for u in utts]
+    for u, p in zip(utts, paths):
+        a, b = load_wav(p), load_wav(corpus_dir / "wavs" / f"{u['id']}.wav")
+        assert a.shape == b.shape and np.array_equal(a, b)
+    assert sorted(q.name for q in (tmp_path / "wavs").iterdir()) == sorted(p.name for p in paths)  # no temp left
+
+
 @needs_espeak
 def test_espeak_engine_variants(tmp_path):
     from ebtk.tts.corpus import make_corpus

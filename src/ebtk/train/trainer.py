@@ -238,6 +238,25 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def train_step(self) -> tuple[Any, torch.Tensor]:
+        """One optimiser step on the batch of `self.step` (loss, backward, clip, Adam, `after_step`), and
+        (the objective's output, the gradient norm). `fit` loops over it; benchmarks drive it directly to
+        time ebtk's training exactly as `ebtk train` runs it, without logging, checkpoints or evaluation."""
+        batch = self._batch(self.step)
+        self.step_module.train()
+        with self._autocast():
+            out = self.step_module(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if self.tc.grad_clip > 0:
+            gnorm = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.tc.grad_clip)
+        else:
+            gnorm = torch.zeros((), device=self.device)
+        self.optimizer.step()
+        self.step += 1
+        self.objective.after_step(self.model, self.step)
+        return out, gnorm
+
     def fit(self) -> dict[str, Any]:
         """Train to `train.steps` (resuming if a checkpoint exists), evaluate, write metrics.json."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -266,19 +285,7 @@ class Trainer:
         start_step = self.step
         try:
             while self.step < self.tc.steps:
-                batch = self._batch(self.step)
-                self.step_module.train()
-                with self._autocast():
-                    out = self.step_module(batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                if self.tc.grad_clip > 0:
-                    gnorm = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.tc.grad_clip)
-                else:
-                    gnorm = torch.zeros((), device=self.device)
-                self.optimizer.step()
-                self.step += 1
-                self.objective.after_step(self.model, self.step)
+                out, gnorm = self.train_step()
                 pending.append(
                     {
                         "loss": out.loss.detach(),

@@ -312,6 +312,21 @@ def make_corpus(out_dir: str | os.PathLike, n: int = 200, seed: int = 0, engine:
     return out
 
 
+def resynthesize(utterances: list[dict], wav_dir: str | os.PathLike, engine: str = DEFAULT_ENGINE) -> list[Path]:
+    """Rebuild utterances recorded in a corpus.json (``id``, ``text``, ``normalized``, ``voice``, ``params``)
+    as wavs in `wav_dir`, exactly as `make_corpus` made them (same engine, settings, resampling, trimming and
+    peak): a few corpus utterances can be scored without making or keeping the whole corpus."""
+    exe = _check_engine(engine)
+    wav_dir = Path(wav_dir)
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    specs = [UtteranceSpec(u["id"], u["text"], u["normalized"], u["voice"], dict(u.get("params") or {}))
+             for u in utterances]
+    with tempfile.TemporaryDirectory(prefix=".synth-", dir=wav_dir) as tmp:
+        for spec in specs:
+            _synthesize_one(exe, engine, spec, wav_dir, Path(tmp))
+    return [wav_dir / f"{s.id}.wav" for s in specs]
+
+
 def builtin_corpus(n: int, seed: int = 0, engine: str = DEFAULT_ENGINE) -> Path:
     """The built-in corpus of `n` utterances in the user cache dir ($EBTK_CACHE_DIR, else
     $XDG_CACHE_HOME/ebtk), made on first use; concurrent first uses each build a private copy and keep

@@ -350,6 +350,53 @@ def from_text_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...]
     return hyps, refined
 
 
+@torch.no_grad()
+def teacher_forced_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...] = (),
+                        step_sizes: tuple[float, ...] = ()
+                        ) -> tuple[list[torch.Tensor], dict[tuple[int, float], list[torch.Tensor]]]:
+    """As `from_text_mels`, but from each utterance's teacher-forced hypothesis (`u.hyp`: ground-truth
+    durations) and aligned text encoding (`u.text`), as refiners are trained and scored in the paper."""
+    hyps = []
+    refined: dict[tuple[int, float], list[torch.Tensor]] = {(k, eta): [] for eta in step_sizes for k in steps}
+    for u in utts:
+        if u.hyp is None:
+            raise EbtkError(f"utterance {u.id} has no teacher-forced hypothesis")
+        hyps.append(u.hyp)
+        if synth.refiner is None or not steps:
+            continue
+        hyp = u.hyp[None].to(synth.device)
+        cond = {"hyp": hyp}
+        if synth.text_cond:
+            cond["text"] = u.text[None].to(synth.device)
+        for eta in step_sizes:
+            _, seen = refine(synth.refiner, hyp, max(steps), eta, cond, record=tuple(steps))
+            for k in steps:
+                refined[(k, eta)].append(seen[k][0].cpu())
+    return hyps, refined
+
+
+def score_systems(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, float]], *,
+                  condition: str = "from-text", reference: bool = False, tag: str = "",
+                  dnsmos: bool = True) -> list[dict[str, Any]]:
+    """Per-utterance rows (`Scorer.per_utt`) of a synthesizer on `utts`: the vocoded reference (if
+    `reference`), the hypothesis, and the refined mel at each (steps, η) of `grid`; `condition` is
+    "from-text" (`from_text_mels`, what `ebtk synthesize` does) or "teacher-forced" (`teacher_forced_mels`).
+    `tag` is appended to the system names (e.g. " (fp16)" for a second copy of the same model)."""
+    if condition not in ("from-text", "teacher-forced"):
+        raise EbtkError(f"condition must be from-text or teacher-forced, got {condition!r}")
+    steps = tuple(sorted({k for k, _ in grid}))
+    etas = tuple(sorted({e for _, e in grid}))
+    make = from_text_mels if condition == "from-text" else teacher_forced_mels
+    hyps, refined = make(synth, utts, steps, etas)
+    scorer = Scorer(synth.vocoder, utts, dnsmos=dnsmos)
+    if reference:
+        scorer.score("vocoded reference", scorer.ref_mels)
+    scorer.score("hypothesis" + tag, hyps, steps=0)
+    for k, eta in grid:
+        scorer.score("refined" + tag, refined[(k, eta)], steps=k, step_size=eta)
+    return scorer.per_utt
+
+
 def table_markdown(rows: list[dict[str, Any]], n_utts: int) -> str:
     """One markdown table: a row per system / steps / step size; means over the test utterances."""
 
