@@ -36,6 +36,10 @@ REFINERS: dict[str, tuple[str, list[str]]] = {
     "delta-s1": ("delta", ["model.kind=score", "train.seed=1"]),
     "delta-s2": ("delta", ["model.kind=score", "train.seed=2"]),
     "delta-text": ("delta", ["model.kind=score", "model.text_cond=true"]),
+    # the training-hypothesis ablation (delta is the fixed-draw `dropout` remedy)
+    "delta-none": ("delta", ["model.kind=score", "acoustic.hyp_remedy=none"]),
+    "delta-fresh": ("delta", ["model.kind=score", "acoustic.hyp_remedy=dropout-fresh"]),
+    "delta-oof": ("delta", ["model.kind=score", "acoustic.hyp_remedy=oof"]),  # + acoustic.oof_runs (fold runs)
     "ssm": ("ssm", ["model.kind=score"]),  # the previous variant: at the reference, Rademacher, ½(vᵀs)²
     "ssm-hyp": ("ssm", ["model.kind=score", "objective.at=hypothesis", "objective.projection=gaussian",
                         "objective.variance_reduced=true"]),  # the paper's authors' variant
@@ -52,6 +56,28 @@ def log(msg: str) -> None:
     print(f"[study2 {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def fold_runs(out: Path, acoustic: Path) -> list[Path]:
+    """The two acoustic runs of the out-of-fold ablation: the acoustic run's config and steps, each trained
+    on one half of the training split (`data.train_part`), trained here if not finished."""
+    from ebtk.train.checkpoint import load_checkpoint
+    from ebtk.train.trainer import train
+
+    cfg = load_checkpoint(acoustic / "checkpoint.pt")["config"]
+    steps = int(cfg["train"]["steps"])
+    runs = []
+    for k in (0, 1):
+        run = out / f"acoustic-part{k}of2"
+        m = run / "metrics.json"
+        if not (m.is_file() and json.loads(m.read_text()).get("steps") == steps):
+            log(f"{run.name}: training the acoustic model on part {k}/2 to {steps} steps")
+            train("tts", "acoustic", run, config_file=str(CONFIG),
+                  overrides=[f"data.train_part={k}/2", f"train.steps={steps}", "train.ckpt_every=100",
+                             f"train.threads={cfg['train'].get('threads', 1)}", *REFINER_EVAL],
+                  progress=sys.stderr.isatty())
+        runs.append(run.resolve())
+    return runs
+
+
 def train_refiner(run: Path, name: str, acoustic: Path, steps: int, extra: list[str]) -> None:
     from ebtk.train.trainer import train
 
@@ -59,6 +85,8 @@ def train_refiner(run: Path, name: str, acoustic: Path, steps: int, extra: list[
     if m.is_file() and json.loads(m.read_text()).get("steps") == steps:
         return
     objective, overrides = REFINERS[name]
+    if name == "delta-oof":
+        overrides = [*overrides, "acoustic.oof_runs=[" + ",".join(map(str, fold_runs(run.parent, acoustic))) + "]"]
     log(f"{name}: training {objective} to {steps} steps")
     train("tts", objective, run, config_file=str(CONFIG),
           overrides=[f"acoustic.checkpoint={acoustic}", *overrides, *REFINER_EVAL, *extra, f"train.steps={steps}"],

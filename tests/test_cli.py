@@ -175,6 +175,24 @@ def test_resume_extends_steps_and_changes_eval_settings_then_restart_starts_over
     assert torch.load(d / "checkpoint.pt", weights_only=True)["config"]["data"]["name"] == "checkerboard"
 
 
+def test_a_run_made_before_a_config_key_existed_resumes_at_its_default(run_cli, existing_run: Path,
+                                                                        tmp_path: Path):
+    """A checkpoint from an older ebtk lacks keys added since: they count at their defaults on resume."""
+    import shutil
+
+    d = tmp_path / "old"
+    shutil.copytree(existing_run, d)
+    ck = torch.load(d / "checkpoint.pt", weights_only=True)
+    del ck["config"]["train"]["weight_decay"], ck["config"]["eval"]["split"]
+    torch.save(ck, d / "checkpoint.pt")
+    code, _, err = run_cli("train", "toy2d", "--objective", "cd", "--out", d, "--quiet", "train.weight_decay=0.5",
+                           *TINY)
+    assert code == 2 and "train.weight_decay ('<unset>' → 0.5)" not in err and "train.weight_decay (0.0 → 0.5)" in err
+    code, _, err = run_cli("train", "toy2d", "--objective", "cd", "--steps", "3", "--out", d, *TINY)
+    assert code == 0, err
+    assert json.loads((d / "metrics.json").read_text())["steps"] == 3
+
+
 def test_score_model_for_an_energy_objective_is_refused(run_cli, tmp_path: Path):
     code, _, err = run_cli("train", "toy2d", "--objective", "cd", "model.kind=score", "--out", tmp_path / "r", *TINY)
     assert code == 2 and err.startswith("error:") and "needs a scalar energy model" in err

@@ -106,6 +106,66 @@ def test_refiner_objectives_train_a_step_or_refuse(acoustic_run, name: str, kind
     assert grads and float(sum(grads)) > 0
 
 
+def test_out_of_fold_hypotheses_come_from_the_run_that_did_not_train_on_them(acoustic_run, corpus,
+                                                                            tmp_path) -> None:
+    from ebtk.tasks.base import build_task
+    from ebtk.train.trainer import resolve_config, train
+    from ebtk.tts.config import train_part_of
+
+    folds = []
+    for k in (0, 1):
+        d = tmp_path / f"fold{k}"
+        train("tts", "acoustic", d, overrides=[*TINY, "train.steps=2", f"data.path={corpus}",
+                                               f"data.train_part={k}/2"], progress=False)
+        folds.append(d)
+    full = build_task(resolve_config("tts", "acoustic", overrides=[*TINY, f"data.path={corpus}"]))
+    parts = [build_task(resolve_config("tts", "acoustic", overrides=[*TINY, f"data.path={corpus}",
+                                                                    f"data.train_part={k}/2"])).train_ids()
+             for k in (0, 1)]
+    assert parts[0] and parts[1] and not set(parts[0]) & set(parts[1])  # the parts split the training set
+    assert sorted(parts[0] + parts[1]) == sorted(full.train_ids())
+    _, task = refiner_task("delta", "score", acoustic_run[0],
+                           ("acoustic.hyp_remedy=oof", f"acoustic.oof_runs=[{folds[0]},{folds[1]}]"))
+    oof = task.oof_hypotheses()
+    assert sorted(oof) == sorted(task.train_ids())
+    for uid, hyp in oof.items():  # each from the model that did not see it, never the main run's
+        part = train_part_of(uid, 2)
+        assert uid in parts[part]
+        other = torch.load(folds[1 - part] / "hypotheses.pt", weights_only=True)["hyp"][uid]
+        assert torch.equal(hyp, other)
+        assert not torch.equal(hyp, task.hypotheses()["hyp"][uid])
+    batch = task.train_batch(torch.Generator().manual_seed(0), 3)
+    assert batch.hyp.shape == (3, 80, 32) and torch.isfinite(batch.hyp).all()
+    for extra, needle in (((f"acoustic.oof_runs=[{folds[0]},{folds[0]}]",), "cover the parts"),
+                          ((f"acoustic.oof_runs=[{folds[0]},{acoustic_run[0]}]",), "whole training split")):
+        _, bad = refiner_task("delta", "score", acoustic_run[0], ("acoustic.hyp_remedy=oof", *extra))
+        with pytest.raises(EbtkError, match=needle):
+            bad.oof_hypotheses()
+    with pytest.raises(EbtkError, match="oof_runs"):
+        refiner_task("delta", "score", acoustic_run[0], ("acoustic.hyp_remedy=oof",))
+    with pytest.raises(EbtkError, match="train_part"):
+        resolve_config("tts", "acoustic", overrides=[*TINY, "data.train_part=2/2"])
+
+
+def test_fresh_dropout_hypotheses_are_new_draws_of_the_teacher_forced_hypothesis(acoustic_run) -> None:
+    _, task = refiner_task("delta", "score", acoustic_run[0], ("acoustic.hyp_remedy=dropout-fresh",))
+    ids = task.train_ids()[:3]
+    torch.manual_seed(0)
+    a, b = task.fresh_dropout_hypotheses(ids), task.fresh_dropout_hypotheses(ids)
+    h = task.hypotheses()
+    for x, y, uid in zip(a, b, ids):
+        assert x.shape == y.shape == h["hyp"][uid].shape and not torch.equal(x, y)  # a new draw per call
+    for m in task._acoustic_model.modules():  # dropout off: exactly the stored clean hypotheses
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        elif isinstance(m, torch.nn.MultiheadAttention):
+            m.dropout = 0.0
+    for x, uid in zip(task.fresh_dropout_hypotheses(ids), ids):
+        assert torch.allclose(x.float(), h["hyp"][uid].float(), rtol=1e-3, atol=1e-3)  # both rounded to fp16
+    batch = task.train_batch(torch.Generator().manual_seed(0), 3)
+    assert batch.hyp.shape == (3, 80, 32) and torch.isfinite(batch.hyp).all()
+
+
 def test_refiner_needs_an_acoustic_run(tmp_path) -> None:
     from ebtk.tasks.base import build_task
     from ebtk.train.trainer import resolve_config

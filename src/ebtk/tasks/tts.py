@@ -16,9 +16,15 @@ training hypotheses are made less over-fitted:
 
 * ``dropout`` (default): the acoustic model's dropout stays on while it makes the training-split
   hypotheses (one fixed MC-dropout draw per utterance, written by the acoustic run);
+* ``dropout-fresh``: a new MC-dropout draw every time an utterance is in a batch (the acoustic model
+  runs in the refiner's data loop, teacher-forced on the stored MAS durations): no fixed draw to fit;
 * ``noise``: clean hypotheses plus fresh N(0, acoustic.hyp_noise²) per batch;
 * ``none``: clean hypotheses. The acoustic run reports the mel MSE of each kind against the val
-  split's (``mel_mse_train``, ``mel_mse_train_dropout``, ``mel_mse_val``), which measures the remedy.
+  split's (``mel_mse_train``, ``mel_mse_train_dropout``, ``mel_mse_val``), which measures the remedy;
+* ``oof``: out-of-fold hypotheses: `acoustic.oof_runs` names n acoustic runs, each trained on one part
+  (``data.train_part=k/n``, parts by a hash of the id) of the training split; every training utterance's
+  hypothesis comes from a run that never saw it, as val/test hypotheses do. The text encoding, val and
+  test hypotheses still come from `acoustic.checkpoint`.
 
 The mel normalisation (global mean / std) is data-dependent initialisation: `init_weights` sets it on a
 fresh run, and from then on it lives in the checkpoint with the weights, so loading a run (evaluation,
@@ -57,11 +63,13 @@ from ebtk.tts.config import (
     TTSEval,
     TTSModel,
     TTSRefine,
+    parse_part,
     resolve_paths,
+    train_part_of,
 )
 from ebtk.tts.corpus import builtin_corpus
 from ebtk.tts.hypotheses import HYPOTHESES, load_hypotheses, write_hypotheses
-from ebtk.tts.runs import CHECKPOINT, FRONTEND, acoustic_run, check_acoustic_run
+from ebtk.tts.runs import CHECKPOINT, FRONTEND, acoustic_run, check_acoustic_run, run_config
 
 __all__ = ["TTS", "TTSAcoustic", "TTSData", "TTSEval", "TTSModel", "TTSRefine", "builtin_corpus", "pad_stack"]
 
@@ -207,8 +215,11 @@ class TTS(Task):
                 if len(ok) < len(ids):
                     warnings.warn(f"{len(ids) - len(ok)} training utterances have fewer frames than phonemes "
                                   "and are skipped", stacklevel=2)
+                part = parse_part(self.data_cfg.train_part)
+                if part is not None:
+                    ok = [i for i in ok if train_part_of(i, part[1]) == part[0]]
                 if not ok:
-                    raise EbtkError("no training utterance is long enough to align")
+                    raise EbtkError("no training utterance is long enough to align (in data.train_part)")
                 self._train_ok = ok
         return self._train_ok
 
@@ -238,9 +249,15 @@ class TTS(Task):
     def refiner_batch(self, ids: list[str], gen: torch.Generator) -> Batch:
         """Random `data.crop`-frame crops of (reference, hypothesis[, text = μ_y]) from the training split."""
         h = self.hypotheses()
-        train_key = "hyp_dropout" if self.ac_cfg.hyp_remedy == "dropout" else "hyp"
+        remedy = self.ac_cfg.hyp_remedy
+        if remedy == "oof":
+            hyps = [self.oof_hypotheses()[i] for i in ids]
+        elif remedy == "dropout-fresh":
+            hyps = self.fresh_dropout_hypotheses(ids)
+        else:
+            hyps = [h["hyp_dropout" if remedy == "dropout" else "hyp"][i] for i in ids]
         with_text = self.model_cfg.text_cond or self.decoder_only
-        kinds = [[h[train_key][i] for i in ids]] + ([[h["text"][i] for i in ids]] if with_text else [])
+        kinds = [hyps] + ([[h["text"][i] for i in ids]] if with_text else [])
         x, (hyp, *text), mask = random_crops([self.mel(i) for i in ids], kinds, self.data_cfg.crop, gen)
         if self.ac_cfg.hyp_remedy == "noise" and self.ac_cfg.hyp_noise > 0:
             hyp = hyp + self.ac_cfg.hyp_noise * torch.randn(hyp.shape, generator=gen) * mask
@@ -269,6 +286,47 @@ class TTS(Task):
                                 f"{h['corpus']}; hint: leave data.path empty for refiner runs")
             self._hyps = h
         return self._hyps
+
+    def oof_hypotheses(self) -> dict[str, torch.Tensor]:
+        """acoustic.hyp_remedy=oof: {training id: the hypothesis of an `acoustic.oof_runs` run that did not
+        train on it}. The runs must cover the parts 0/n … n−1/n of the same corpus."""
+        if getattr(self, "_oof", None) is None:
+            corpus = self.hypotheses()["corpus"]
+            by_part: dict[int, dict[str, Any]] = {}
+            n = 0
+            for p in self.ac_cfg.oof_runs:
+                run = resolve_in(self.run_dir, p)
+                check_acoustic_run(run)
+                cfg = run_config(run) or {}
+                part = parse_part((cfg.get("data") or {}).get("train_part", ""))
+                if part is None:
+                    raise EbtkError(f"acoustic.oof_runs: {run} trained on the whole training split; "
+                                    "hint: train each with data.train_part=k/n")
+                h = load_hypotheses(run)
+                if h["corpus"] != corpus:
+                    raise EbtkError(f"acoustic.oof_runs: {run} is on {h['corpus']}, not {corpus}")
+                by_part[part[0]], n = h, part[1]
+            if sorted(by_part) != list(range(n)):
+                raise EbtkError(f"acoustic.oof_runs must cover the parts 0/{n} … {n - 1}/{n}, got {sorted(by_part)}")
+            self._oof = {i: by_part[(train_part_of(i, n) + 1) % n]["hyp"][i] for i in self.train_ids()}
+        return self._oof
+
+    @torch.no_grad()
+    def fresh_dropout_hypotheses(self, ids: list[str]) -> list[torch.Tensor]:
+        """acoustic.hyp_remedy=dropout-fresh: teacher-forced hypotheses of `ids` from the acoustic run's model
+        with its dropout on (a new draw per call; the global RNG, which the trainer seeds per step)."""
+        if getattr(self, "_acoustic_model", None) is None:
+            from ebtk.tts.bundle import acoustic_section, build_acoustic
+
+            self._acoustic_model = build_acoustic(acoustic_section(self.acoustic_dir()))
+        model = self._acoustic_model.train()
+        h = self.hypotheses()
+        b = collate(self.phonemes(ids), [self.mel(i) for i in ids], self.frontend.pad_id)
+        dur = torch.zeros(len(ids), b["phonemes"].shape[1], dtype=torch.long)
+        for k, i in enumerate(ids):
+            dur[k, : len(h["durations"][i])] = h["durations"][i]
+        hyp, _, _ = model.hypothesis(b["phonemes"], b["ph_lengths"], dur)
+        return [hyp[k, :, : int(t)].half() for k, t in enumerate(b["mel_lengths"])]
 
     def write_hypotheses(self, model: nn.Module, path: Path, batch_size: int = 8) -> dict[str, float | None]:
         """ebtk.tts.hypotheses.write_hypotheses on this corpus' every utterance (an acoustic run's evaluation)."""

@@ -438,6 +438,14 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _with_defaults(defaults: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """`old` (a stored config) with the keys it lacks taken from `defaults`; its own keys win, even unknown ones."""
+    out = dict(defaults)
+    for k, v in old.items():
+        out[k] = _with_defaults(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def config_changes(old: dict[str, Any], new: dict[str, Any], free: tuple[str, ...] = ()) -> list[str]:
     """Dotted keys whose values differ between two resolved configs, less the `free` keys/sections."""
     a, b = _flatten(old), _flatten(new)
@@ -477,6 +485,8 @@ def check_run_dir(run_dir: Path, config: dict[str, Any], restart: bool = False) 
     old = load_checkpoint(ckpt).get("config")
     if not isinstance(old, dict):
         raise EbtkError(f"checkpoint {ckpt} holds no config to check a resume against{hint}")
+    # keys added to ebtk after the run was made count at their defaults (a run resumes across upgrades)
+    old = _with_defaults(resolve_config(config["task"], config["objective"]["name"]), old)
     changed = config_changes(old, config, tuple(task_class(config["task"]).resume_free))
     if changed:
         flat_old, flat_new = _flatten(old), _flatten(config)

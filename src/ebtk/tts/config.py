@@ -15,6 +15,8 @@ from ebtk.io import store_path
 from ebtk.tts.acoustic import AcousticConfig
 
 MODEL_OBJECTIVES = ("acoustic", "fm")
+HYP_REMEDIES = ("dropout", "dropout-fresh", "noise", "none", "oof")
+"""How training hypotheses are made less over-fitted (`acoustic.hyp_remedy`, see ebtk.tasks.tts)."""
 """Objectives that train a text → mel model; every other objective trains a refiner."""
 
 
@@ -31,8 +33,12 @@ class TTSData:
     n_val: int = 2
     n_test: int = 2
     crop: int = 64
+    # "k/n": an acoustic / fm run trains on part k of n of the training split only (`train_part_of`), e.g. the
+    # two models whose hypotheses of the part they did not see are out-of-fold (acoustic.hyp_remedy=oof)
+    train_part: str = ""
 
     def validate(self) -> None:
+        parse_part(self.train_part)
         if self.n_utts < 4 or self.n_val < 1 or self.n_test < 1 or self.crop < 8:
             raise EbtkError("data: n_utts ≥ 4, n_val ≥ 1, n_test ≥ 1 and crop ≥ 8 are required")
         if not self.path and self.n_val + self.n_test >= self.n_utts:
@@ -40,6 +46,27 @@ class TTSData:
                             f"{self.n_utts}; hint: raise data.n_utts")
         if self.engine not in ("flite", "espeak"):
             raise EbtkError(f"data.engine must be flite or espeak, got {self.engine!r}")
+
+
+def parse_part(part: str) -> tuple[int, int] | None:
+    """`data.train_part` "k/n" -> (k, n); "" -> None; anything else is an EbtkError."""
+    if not part:
+        return None
+    try:
+        k, n = (int(v) for v in part.split("/"))
+    except ValueError:
+        k, n = -1, 0
+    if not (n >= 2 and 0 <= k < n):
+        raise EbtkError(f"data.train_part must be 'k/n' with 0 ≤ k < n and n ≥ 2 (e.g. 0/2), got {part!r}")
+    return k, n
+
+
+def train_part_of(uid: str, n: int) -> int:
+    """The part (0 … n−1) of an utterance id: a hash of the id, so parts do not depend on split order or
+    on which utterances are left out."""
+    import zlib
+
+    return zlib.crc32(uid.encode("utf-8")) % n
 
 
 @dataclass
@@ -65,18 +92,22 @@ class TTSAcoustic(AcousticConfig):
     of a trained acoustic model (required by refiner objectives; for `fm` optional: the FM baseline then
     starts from that run's encoder, prior and duration predictor, so that it is compared on the *same*
     encoder, and `freeze=true` keeps them fixed and trains the decoder alone); hyp_remedy: dropout | noise |
-    none (see ebtk.tasks.tts); hyp_noise: std for `noise`."""
+    none | dropout-fresh | oof (see ebtk.tasks.tts); hyp_noise: std for `noise`."""
 
     checkpoint: str = ""
     hyp_remedy: str = "dropout"
     hyp_noise: float = 0.1
     freeze: bool = False
+    oof_runs: list[str] = field(default_factory=list)  # hyp_remedy=oof: acoustic runs with data.train_part k/n
 
     def validate(self) -> None:
-        if self.hyp_remedy not in ("dropout", "noise", "none"):
-            raise EbtkError(f"acoustic.hyp_remedy must be dropout, noise or none, got {self.hyp_remedy!r}")
+        if self.hyp_remedy not in HYP_REMEDIES:
+            raise EbtkError(f"acoustic.hyp_remedy must be one of {', '.join(HYP_REMEDIES)}, got {self.hyp_remedy!r}")
         if self.hyp_noise < 0:
             raise EbtkError("acoustic.hyp_noise must be ≥ 0")
+        if self.hyp_remedy == "oof" and len(self.oof_runs) < 2:
+            raise EbtkError("acoustic.hyp_remedy=oof needs acoustic.oof_runs: the acoustic runs trained with "
+                            "data.train_part=0/n … n−1/n (n ≥ 2)")
         super().validate()
 
     def model_config(self) -> AcousticConfig:
@@ -142,4 +173,7 @@ def resolve_paths(config: dict[str, Any]) -> dict[str, Any]:
         sec = config.get(section)
         if isinstance(sec, dict) and isinstance(sec.get(key), str) and sec[key]:
             sec[key] = store_path(sec[key])
+    ac = config.get("acoustic")
+    if isinstance(ac, dict) and isinstance(ac.get("oof_runs"), list):
+        ac["oof_runs"] = [store_path(p) if isinstance(p, str) and p else p for p in ac["oof_runs"]]
     return config
