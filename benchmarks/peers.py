@@ -112,12 +112,11 @@ def ebtk_setup(obj: str, dim: int, net: torch.nn.Module) -> Setup:
     return Setup(step, net)
 
 
-def torchebm_setup(obj: str, dim: int, net: torch.nn.Module) -> Setup:
+def torchebm_model(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` as a torchebm model: its samplers call model.gradient, which torchebm's BaseModel provides."""
     from torchebm.core import BaseModel
-    from torchebm.losses import ContrastiveDivergence, DenoisingScoreMatching, SlicedScoreMatching
-    from torchebm.samplers import LangevinDynamics
 
-    class Wrapped(BaseModel):  # torchebm's samplers call model.gradient, which BaseModel provides
+    class Wrapped(BaseModel):
         def __init__(self, inner: torch.nn.Module):
             super().__init__()
             self.inner = inner
@@ -125,7 +124,14 @@ def torchebm_setup(obj: str, dim: int, net: torch.nn.Module) -> Setup:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.inner(x)
 
-    model = Wrapped(net)
+    return Wrapped(net)
+
+
+def torchebm_setup(obj: str, dim: int, net: torch.nn.Module) -> Setup:
+    from torchebm.losses import ContrastiveDivergence, DenoisingScoreMatching, SlicedScoreMatching
+    from torchebm.samplers import LangevinDynamics
+
+    model = torchebm_model(net)
     if obj in ("cd", "pcd"):
         sampler = LangevinDynamics(model, step_size=STEP_SIZE, noise_scale=1.0)
         loss_fn = ContrastiveDivergence(model, sampler, k_steps=K_STEPS, persistent=obj == "pcd",

@@ -150,19 +150,11 @@ def peer_run(name: str, seed: int, data: str) -> Run:
 
 
 def _torchebm(obj: str, net: torch.nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], list]:
-    from torchebm.core import BaseModel
+    from peers import torchebm_model  # benchmarks/peers.py, beside this script
     from torchebm.losses import ContrastiveDivergence, DenoisingScoreMatching, SlicedScoreMatching
     from torchebm.samplers import LangevinDynamics
 
-    class Wrapped(BaseModel):  # torchebm's samplers call model.gradient, which BaseModel provides
-        def __init__(self, inner: torch.nn.Module):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(x)
-
-    model = Wrapped(net)
+    model = torchebm_model(net)
     if obj in ("cd", "pcd"):
         sampler = LangevinDynamics(model=model, step_size=0.1, noise_scale=1.0)
         loss_fn = ContrastiveDivergence(model=model, sampler=sampler, k_steps=10, persistent=obj == "pcd",

@@ -207,7 +207,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "runs" / "ship"))
     ap.add_argument("--results", default=str(ROOT / "results" / "tts" / "shipped"))
     ap.add_argument("--acoustic-steps", type=int, default=2000)
-    ap.add_argument("--refiner-steps", type=int, default=4000)
+    ap.add_argument("--refiner-steps", type=int, default=10000)
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for both trainings")
     ap.add_argument("--no-ship", action="store_true", help="stop before copying the model into the package")

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
+
+from bench_fixtures import load_benchmark
 
 pytest.importorskip("torchebm")
 pytest.importorskip("ebm")
 
 
-def _load_peers():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py"
-    spec = importlib.util.spec_from_file_location("bench_peers", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up here
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_peer_table_has_a_finite_row_per_objective(monkeypatch):
-    peers = _load_peers()
+    peers = load_benchmark("peers")
     # a tiny case: short chains and a small replay buffer keep torchebm's 100-step buffer warm-up cheap
     monkeypatch.setattr(peers, "K_STEPS", 2)
     monkeypatch.setattr(peers, "BUFFER", 64)

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-
-def _load():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_quality.py"
-    spec = importlib.util.spec_from_file_location("bench_ttq", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up here
-    spec.loader.exec_module(mod)
-    return mod
+from bench_fixtures import load_benchmark
 
 
 def test_slices_stop_at_the_limit_or_the_target_and_the_nll_is_the_tasks(tmp_path):
-    ttq = _load()
+    ttq = load_benchmark("time_to_quality")
     torch.set_num_threads(1)
     run = ttq.ebtk_run("toy2d", "dsm", 0, "8gaussians", tmp_path)
     rows = ttq.run_group({"ebtk/dsm": run}, target=-math.inf, limit=1.0, log=lambda _: None)
@@ -42,7 +32,7 @@ def test_slices_stop_at_the_limit_or_the_target_and_the_nll_is_the_tasks(tmp_pat
 
 
 def test_first_time_and_cells():
-    ttq = _load()
+    ttq = load_benchmark("time_to_quality")
     curve = [{"seconds": s, "value": v} for s, v in ((0.0, 5.0), (1.0, 3.0), (2.5, 2.0), (4.0, 2.5))]
     assert ttq.first_time(curve, 2.0) == 2.5 and ttq.first_time(curve, 3.0) == 1.0
     assert ttq.first_time(curve, 1.0) is None
