@@ -30,6 +30,7 @@ CONFIG = ROOT / "configs" / "tts_paper.yaml"
 TIE_DB = 0.01
 METRICS = ("mcd", "logf0_rmse", "vuv", "dnsmos")
 CONDITIONS = ("teacher-forced", "from-text")
+BASE = "base"  # raw/base.<condition>.<split>.csv: the hypothesis (and vocoded reference), shared by all refiners
 # name -> (objective, overrides); the same acoustic run, data, crops, batch and steps for all
 REFINERS: dict[str, tuple[str, list[str]]] = {
     "delta": ("delta", ["model.kind=score"]),
@@ -97,31 +98,47 @@ def raw_path(results: Path, name: str, condition: str, split: str) -> Path:
     return results / "raw" / f"{name}.{condition}.{split}.csv"
 
 
+def study_rows(results: Path, name: str, condition: str, split: str) -> list[dict[str, Any]]:
+    """A refiner's per-utterance rows with the shared ones (hypothesis; vocoded reference on test)."""
+    from ebtk.tts.evaluate import read_per_utterance_csv
+
+    return [*read_per_utterance_csv(raw_path(results, BASE, condition, split)),
+            *read_per_utterance_csv(raw_path(results, name, condition, split))]
+
+
 def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: list[tuple[int, float]]) -> None:
+    """Val grid, choice, test rows of one refiner. The hypothesis (and on test the vocoded reference) is the
+    same for every refiner of the acoustic run: scored once, into raw/base.*.csv."""
     from ebtk.io import atomic_write_text
     from ebtk.tts.bundle import Synthesizer, bundle_from_run
-    from ebtk.tts.evaluate import choose_setting, per_utterance_csv, read_per_utterance_csv, score_systems
+    from ebtk.tts.evaluate import choose_setting, per_utterance_csv, score_systems
 
     synth = Synthesizer(bundle_from_run(run))
     for cond in CONDITIONS:
+        for split in ("val", "test"):
+            base = raw_path(results, BASE, cond, split)
+            if not base.is_file():
+                log(f"hypothesis / {cond} / {split}")
+                got = score_systems(synth, inputs.utterances(split), [], condition=cond, reference=split == "test")
+                atomic_write_text(base, per_utterance_csv(got))
         val = raw_path(results, name, cond, "val")
         if not val.is_file():
             log(f"{name} / {cond}: val grid ({len(grid)} settings)")
-            rows = score_systems(synth, inputs.utterances("val"), grid, condition=cond)
-            atomic_write_text(val, per_utterance_csv(rows))
-        k, e = choose_setting(read_per_utterance_csv(val), TIE_DB)
+            got = score_systems(synth, inputs.utterances("val"), grid, condition=cond, hypothesis=False)
+            atomic_write_text(val, per_utterance_csv(got))
+        k, e = choose_setting(study_rows(results, name, cond, "val"), TIE_DB)
         test = raw_path(results, name, cond, "test")
         if not test.is_file():
             log(f"{name} / {cond}: chosen {k} × η {e:g}; test")
             test_grid = sorted({(k, e), (1, 1.0), (100, e)} - {(0, e)})
-            atomic_write_text(test, per_utterance_csv(score_systems(synth, inputs.utterances("test"), test_grid,
-                                                                    condition=cond, reference=True)))
+            got = score_systems(synth, inputs.utterances("test"), test_grid, condition=cond, hypothesis=False)
+            atomic_write_text(test, per_utterance_csv(got))
 
 
 def report(results: Path, names: list[str]) -> str:
     """The test table per condition, from the raw CSVs (regenerates identically: fixed bootstrap seed)."""
     from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval
-    from ebtk.tts.evaluate import choose_setting, group_rows, read_per_utterance_csv, row_mean
+    from ebtk.tts.evaluate import choose_setting, group_rows, row_mean
 
     def ci(iv: Any, nd: int = 3, sign: str = "") -> str:
         return f"{iv.mean:{sign}.{nd}f} [{iv.lo:{sign}.{nd}f}, {iv.hi:{sign}.{nd}f}]"
@@ -136,8 +153,8 @@ def report(results: Path, names: list[str]) -> str:
             val, test = raw_path(results, name, cond, "val"), raw_path(results, name, cond, "test")
             if not (val.is_file() and test.is_file()):
                 continue
-            k, e = choose_setting(read_per_utterance_csv(val), TIE_DB)
-            sets = group_rows(read_per_utterance_csv(test))
+            k, e = choose_setting(study_rows(results, name, cond, "val"), TIE_DB)
+            sets = group_rows(study_rows(results, name, cond, "test"))
             hyp, ref = sets[("hypothesis", 0, None)], sets[("vocoded reference", 0, None)]
             ids = sorted(hyp)
             if not base_done:

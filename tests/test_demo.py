@@ -23,7 +23,16 @@ def test_tiny_demo_writes_report_with_all_sections(tmp_path: Path, monkeypatch, 
     # tables are HTML tables, never markdown pipes: the TTS eval table included
     assert not [line for line in html.splitlines() if "|---" in line]
     tts = html[html.index('id="tts"') : html.index('id="timing"')]
-    assert "<th>system</th>" in tts and tts.count("<table>") >= 4  # 2 refiners × (metrics, eval table)
+    from ebtk.tts.bundle import shipped_model_path
+
+    if shipped_model_path() is None:  # two refiners trained here: 2 × (metrics, eval table)
+        assert "No pretrained TTS model ships" in tts and tts.count("<table>") >= 4
+    else:  # the shipped model speaks 3 sentences (hypothesis and refined), with its model card; one refiner
+        pre = tts[tts.index("The pretrained model, from text"): tts.index("Training a refiner")]
+        assert len(re.findall(r'<audio [^>]*src="data:audio/', pre)) == 6
+        assert "Limits" in pre and "<table>" in pre  # the model card, its tables as HTML
+        assert "refiner trained with delta" in tts and "refiner trained with ssm" not in tts
+    assert "<th>system</th>" in tts
     # one progress line per part, with its elapsed time; no bars off a terminal
     captured = capsys.readouterr()
     for i, part in enumerate(("toy2d", "ksweep", "digits", "tts"), 1):

@@ -376,12 +376,13 @@ def teacher_forced_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int,
 
 
 def score_systems(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, float]], *,
-                  condition: str = "from-text", reference: bool = False, tag: str = "",
-                  dnsmos: bool = True) -> list[dict[str, Any]]:
+                  condition: str = "from-text", reference: bool = False, hypothesis: bool = True,
+                  tag: str = "", dnsmos: bool = True) -> list[dict[str, Any]]:
     """Per-utterance rows (`Scorer.per_utt`) of a synthesizer on `utts`: the vocoded reference (if
     `reference`), the hypothesis, and the refined mel at each (steps, η) of `grid`; `condition` is
     "from-text" (`from_text_mels`, what `ebtk synthesize` does) or "teacher-forced" (`teacher_forced_mels`).
-    `tag` is appended to the system names (e.g. " (fp16)" for a second copy of the same model)."""
+    `tag` is appended to the system names (e.g. " (fp16)" for a second copy of the same model);
+    `hypothesis=False` leaves the hypothesis out (scored once for several refiners of one acoustic model)."""
     if condition not in ("from-text", "teacher-forced"):
         raise EbtkError(f"condition must be from-text or teacher-forced, got {condition!r}")
     steps = tuple(sorted({k for k, _ in grid}))
@@ -391,7 +392,8 @@ def score_systems(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, f
     scorer = Scorer(synth.vocoder, utts, dnsmos=dnsmos)
     if reference:
         scorer.score("vocoded reference", scorer.ref_mels)
-    scorer.score("hypothesis" + tag, hyps, steps=0)
+    if hypothesis:
+        scorer.score("hypothesis" + tag, hyps, steps=0)
     for k, eta in grid:
         scorer.score("refined" + tag, refined[(k, eta)], steps=k, step_size=eta)
     return scorer.per_utt
