@@ -166,7 +166,12 @@ def test_resume_extends_steps_and_changes_eval_settings_then_restart_starts_over
     tiny = [a for a in TINY if not a.startswith("eval.grid")]
     code, _, err = run_cli("train", "toy2d", "--objective", "cd", "--steps", "4", "--out", d, *tiny, "eval.grid=30")
     assert code == 0, err  # more steps and another evaluation grid: a resume, from step 2
-    assert json.loads((d / "metrics.json").read_text())["steps"] == 4
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["steps"] == 4
+    # the training time counts both attempts: the checkpoint carries the first one's
+    first = torch.load(existing_run / "checkpoint.pt", weights_only=True)["train_seconds"]
+    total = torch.load(d / "checkpoint.pt", weights_only=True)["train_seconds"]
+    assert 0 < first < total and m["train_seconds"] == round(total, 3)
     code, _, err = run_cli("train", "toy2d", "--objective", "cd", "--steps", "3", "--out", d, *TINY,
                            "data.name=checkerboard", "--restart")
     assert code == 0, err

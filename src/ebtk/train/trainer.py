@@ -148,6 +148,8 @@ class Trainer:
             params, lr=self.tc.lr, betas=(self.tc.beta1, self.tc.beta2), weight_decay=self.tc.weight_decay
         )
         self.step = 0
+        self._seconds_before = 0.0  # training seconds of earlier attempts (from the checkpoint)
+        self._t_fit: float | None = None  # perf_counter at the start of this attempt's training loop
         self.step_module: nn.Module = _Step(self._compiled_model() if self.tc.compile else self.model,
                                             self.objective)
         if self.dist.world > 1:
@@ -186,6 +188,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "config": self.config,
+            "train_seconds": self.train_seconds(),
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -208,6 +211,7 @@ class Trainer:
             first = str(e).strip().splitlines()[0][:160]
             raise EbtkError(f"checkpoint {path} does not fit this model/config: {first}") from None
         self.step = int(state["step"])
+        self._seconds_before = float(state.get("train_seconds", 0.0))  # 0 for checkpoints made before the field
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
@@ -237,6 +241,12 @@ class Trainer:
         if self.tc.amp and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def train_seconds(self) -> float:
+        """Wall-clock seconds of training so far, over every attempt of this run (resumes included; the
+        steps of an interrupted attempt after its last checkpoint are not counted, as they are redone)."""
+        since = time.perf_counter() - self._t_fit if self._t_fit is not None else 0.0
+        return self._seconds_before + since
 
     def train_step(self) -> tuple[Any, torch.Tensor]:
         """One optimiser step on the batch of `self.step` (loss, backward, clip, Adam, `after_step`), and
@@ -281,7 +291,7 @@ class Trainer:
             )
         last_good = self.step
         pending: list[dict[str, torch.Tensor]] = []
-        t0 = time.perf_counter()
+        self._t_fit = time.perf_counter()
         start_step = self.step
         try:
             while self.step < self.tc.steps:
@@ -293,6 +303,8 @@ class Trainer:
                         **{k: v.detach() for k, v in out.metrics.items()},
                     }
                 )
+                if self.step == self.tc.steps:  # stop the clock: the final checkpoint and metrics.json agree
+                    self._seconds_before, self._t_fit = self.train_seconds(), None
                 log_now = self.step % self.tc.log_every == 0 or self.step == self.tc.steps
                 ckpt_now = self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps
                 if log_now or ckpt_now:
@@ -309,12 +321,14 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        train_seconds = time.perf_counter() - t0
+        total = self.train_seconds()
+        self._seconds_before, self._t_fit = total, None
         metrics = self._evaluate(writer, final=True)
         if self.dist.main:  # also when resuming a run stopped after its last checkpoint but before its metrics
             if self.step > start_step:
-                metrics["train_seconds"] = round(train_seconds, 3)
-                metrics["steps_per_second"] = round((self.step - start_step) / max(train_seconds, 1e-9), 3)
+                # train_seconds: every attempt, resumes included (the checkpoint carries it)
+                metrics["train_seconds"] = round(total, 3)
+                metrics["steps_per_second"] = round(self.step / max(total, 1e-9), 3)
             else:  # nothing trained now: keep the timing an earlier, finished attempt recorded
                 metrics.update(_timing(self.run_dir / "metrics.json", self.step))
             write_metrics(self.run_dir, metrics)
