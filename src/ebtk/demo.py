@@ -227,8 +227,12 @@ def _doing(name: str, size: DemoSize) -> str:
         return f"SA-NCE at K = {ks}, {size.ksweep_steps} steps each"
     if name == "digits":
         return f"training pcd and sa-nce on 8×8 digits, {size.digits_steps} steps each"
-    return (f"corpus of {size.corpus_n} utterances, acoustic model ({size.acoustic_steps} steps), "
-            f"delta and ssm refiners ({size.refiner_steps} steps), evaluation")
+    from ebtk.tts.bundle import shipped_model_path
+
+    shipped = shipped_model_path() is not None
+    return (("the shipped model speaking, then " if shipped else "")
+            + f"corpus of {size.corpus_n} utterances, acoustic model ({size.acoustic_steps} steps), "
+            f"{'a delta refiner' if shipped else 'delta and ssm refiners'} ({size.refiner_steps} steps), evaluation")
 
 
 def run_demo(out: Path, size: str = "small", parts: str = "toy2d,ksweep,digits,tts") -> Path:

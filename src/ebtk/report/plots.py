@@ -160,6 +160,7 @@ def mel_plot(mels: Mapping[str, ArrayLike], path: str | Path, title: str | None 
     vmax = max(float(a.max()) for a in arrays.values())
     tmax = max(a.shape[1] for a in arrays.values())
     fig = _figure(max(6.0, tmax / 60), 2.2 * len(arrays))
+    fig.set_layout_engine("constrained")  # titles clear of the panel above
     axes = np.atleast_1d(fig.subplots(len(arrays), 1, squeeze=False)[:, 0])
     for ax, (label, a) in zip(axes, arrays.items()):
         im = ax.imshow(a, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax)
