@@ -394,6 +394,7 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.set_ylabel("test NLL − true NLL (nats)")
         ax.set_yscale("log")
         ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(left=0)
         ax.set_xlabel("training CPU seconds (one thread)")
         ax.set_title(task)
         ax.legend(fontsize=6, ncol=2)
