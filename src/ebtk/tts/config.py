@@ -15,9 +15,9 @@ from ebtk.io import store_path
 from ebtk.tts.acoustic import AcousticConfig
 
 MODEL_OBJECTIVES = ("acoustic", "fm")
+"""Objectives that train a text → mel model; every other objective trains a refiner."""
 HYP_REMEDIES = ("dropout", "dropout-fresh", "noise", "none", "oof")
 """How training hypotheses are made less over-fitted (`acoustic.hyp_remedy`, see ebtk.tasks.tts)."""
-"""Objectives that train a text → mel model; every other objective trains a refiner."""
 
 
 @dataclass
