@@ -321,58 +321,59 @@ def choose_setting(val_rows: list[dict[str, Any]], tie_db: float = 0.01) -> tupl
     return k, 1.0 if e is None else e
 
 
+Mels = tuple[list[torch.Tensor], dict[tuple[int, float], list[torch.Tensor]]]
+
+
+def _grid_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...], step_sizes: tuple[float, ...],
+               start: Callable[[EvalUtterance], tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> Mels:
+    """Each utterance's hypothesis and its refined mels after each k in `steps` at each η in `step_sizes`
+    (one chain per η); `start(u)` gives the hypothesis (1, 80, T) on the synthesizer's device and the
+    refiner's condition (its ``hyp``, ``mask``, and ``text`` only where the refiner is text-conditioned)."""
+    hyps: list[torch.Tensor] = []
+    refined: dict[tuple[int, float], list[torch.Tensor]] = {(k, eta): [] for eta in step_sizes for k in steps}
+    for u in utts:
+        hyp, cond = start(u)
+        hyps.append(hyp[0].cpu())
+        if synth.refiner is None or not steps:
+            continue
+        for eta in step_sizes:
+            _, seen = refine(synth.refiner, hyp, max(steps), eta, cond, record=tuple(steps))
+            for k in steps:
+                refined[(k, eta)].append(seen[k][0].cpu())
+    return hyps, refined
+
+
 @torch.no_grad()
 def from_text_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...] = (),
-                   step_sizes: tuple[float, ...] = (), length_scale: float = 1.0
-                   ) -> tuple[list[torch.Tensor], dict[tuple[int, float], list[torch.Tensor]]]:
+                   step_sizes: tuple[float, ...] = (), length_scale: float = 1.0) -> Mels:
     """What `ebtk synthesize` makes of each utterance's text: the acoustic model's free-running hypothesis
     (its duration predictor, not the recording's alignment) and the refined mels after each k in `steps` at
     each η in `step_sizes` (one chain per η). `synth` is an `ebtk.tts.load(...)` synthesizer.
 
     -> (hypotheses [(80, T_i)], {(k, η): [(80, T_i)]}), on the CPU."""
-    hyps: list[torch.Tensor] = []
-    refined: dict[tuple[int, float], list[torch.Tensor]] = {(k, eta): [] for eta in step_sizes for k in steps}
-    for u in utts:
+
+    def start(u: EvalUtterance) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if u.phonemes is None:
             raise EbtkError(f"utterance {u.id} has no phonemes to synthesize from")
-        ph = u.phonemes[None].to(synth.device)
-        hyp, mu_y, mask = synth.acoustic.infer(ph, None, length_scale)
-        hyps.append(hyp[0].cpu())
-        if synth.refiner is None or not steps:
-            continue
-        cond = {"hyp": hyp, "mask": mask}
-        if synth.text_cond:
-            cond["text"] = mu_y
-        for eta in step_sizes:
-            _, seen = refine(synth.refiner, hyp, max(steps), eta, cond, record=tuple(steps))
-            for k in steps:
-                refined[(k, eta)].append(seen[k][0].cpu())
-    return hyps, refined
+        hyp, mu_y, mask = synth.acoustic.infer(u.phonemes[None].to(synth.device), None, length_scale)
+        return hyp, {"hyp": hyp, "mask": mask, **({"text": mu_y} if synth.text_cond else {})}
+
+    return _grid_mels(synth, utts, steps, step_sizes, start)
 
 
 @torch.no_grad()
 def teacher_forced_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...] = (),
-                        step_sizes: tuple[float, ...] = ()
-                        ) -> tuple[list[torch.Tensor], dict[tuple[int, float], list[torch.Tensor]]]:
+                        step_sizes: tuple[float, ...] = ()) -> Mels:
     """As `from_text_mels`, but from each utterance's teacher-forced hypothesis (`u.hyp`: ground-truth
     durations) and aligned text encoding (`u.text`), as refiners are trained and scored in the paper."""
-    hyps = []
-    refined: dict[tuple[int, float], list[torch.Tensor]] = {(k, eta): [] for eta in step_sizes for k in steps}
-    for u in utts:
+
+    def start(u: EvalUtterance) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if u.hyp is None:
             raise EbtkError(f"utterance {u.id} has no teacher-forced hypothesis")
-        hyps.append(u.hyp)
-        if synth.refiner is None or not steps:
-            continue
         hyp = u.hyp[None].to(synth.device)
-        cond = {"hyp": hyp}
-        if synth.text_cond:
-            cond["text"] = u.text[None].to(synth.device)
-        for eta in step_sizes:
-            _, seen = refine(synth.refiner, hyp, max(steps), eta, cond, record=tuple(steps))
-            for k in steps:
-                refined[(k, eta)].append(seen[k][0].cpu())
-    return hyps, refined
+        return hyp, {"hyp": hyp, **({"text": u.text[None].to(synth.device)} if synth.text_cond else {})}
+
+    return _grid_mels(synth, utts, steps, step_sizes, start)
 
 
 def score_systems(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, float]], *,
