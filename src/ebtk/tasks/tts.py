@@ -103,6 +103,8 @@ class TTS(Task):
         self._phonemes: dict[str, torch.Tensor] = {}
         self._mels: dict[str, torch.Tensor] = {}
         self._hyps: dict[str, Any] | None = None
+        self._oof: dict[str, torch.Tensor] | None = None  # acoustic.hyp_remedy=oof
+        self._acoustic_model: nn.Module | None = None  # acoustic.hyp_remedy=dropout-fresh
         self._vocoder = None
 
     @classmethod
@@ -290,7 +292,7 @@ class TTS(Task):
     def oof_hypotheses(self) -> dict[str, torch.Tensor]:
         """acoustic.hyp_remedy=oof: {training id: the hypothesis of an `acoustic.oof_runs` run that did not
         train on it}. The runs must cover the parts 0/n … n−1/n of the same corpus."""
-        if getattr(self, "_oof", None) is None:
+        if self._oof is None:
             corpus = self.hypotheses()["corpus"]
             by_part: dict[int, dict[str, Any]] = {}
             n = 0
@@ -315,7 +317,7 @@ class TTS(Task):
     def fresh_dropout_hypotheses(self, ids: list[str]) -> list[torch.Tensor]:
         """acoustic.hyp_remedy=dropout-fresh: teacher-forced hypotheses of `ids` from the acoustic run's model
         with its dropout on (a new draw per call; the global RNG, which the trainer seeds per step)."""
-        if getattr(self, "_acoustic_model", None) is None:
+        if self._acoustic_model is None:
             from ebtk.tts.bundle import acoustic_section, build_acoustic
 
             self._acoustic_model = build_acoustic(acoustic_section(self.acoustic_dir()))

@@ -248,6 +248,11 @@ class Trainer:
         since = time.perf_counter() - self._t_fit if self._t_fit is not None else 0.0
         return self._seconds_before + since
 
+    def _stop_clock(self) -> float:
+        """Fold this attempt's training time into the total and stop counting; returns the total."""
+        self._seconds_before, self._t_fit = self.train_seconds(), None
+        return self._seconds_before
+
     def train_step(self) -> tuple[Any, torch.Tensor]:
         """One optimiser step on the batch of `self.step` (loss, backward, clip, Adam, `after_step`), and
         (the objective's output, the gradient norm). `fit` loops over it; benchmarks drive it directly to
@@ -303,8 +308,8 @@ class Trainer:
                         **{k: v.detach() for k, v in out.metrics.items()},
                     }
                 )
-                if self.step == self.tc.steps:  # stop the clock: the final checkpoint and metrics.json agree
-                    self._seconds_before, self._t_fit = self.train_seconds(), None
+                if self.step == self.tc.steps:  # the final checkpoint and metrics.json give the same total
+                    self._stop_clock()
                 log_now = self.step % self.tc.log_every == 0 or self.step == self.tc.steps
                 ckpt_now = self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps
                 if log_now or ckpt_now:
@@ -321,8 +326,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        total = self.train_seconds()
-        self._seconds_before, self._t_fit = total, None
+        total = self._stop_clock()
         metrics = self._evaluate(writer, final=True)
         if self.dist.main:  # also when resuming a run stopped after its last checkpoint but before its metrics
             if self.step > start_step:
