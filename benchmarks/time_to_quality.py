@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import math
 import statistics
@@ -186,13 +187,22 @@ def _ebmkit(obj: str, net: torch.nn.Module) -> tuple[Callable[[torch.Tensor], to
     return (lambda x: loss_fn(net, x).loss), [*net.parameters(), *loss_fn.parameters()]
 
 
+@functools.cache
+def toy2d_task(data: str):  # noqa: ANN201
+    """The toy2d task of `data` at its defaults: its fixed test sample and evaluation box are the ones
+    `ebtk train toy2d` scores on."""
+    from ebtk.tasks.toy2d import Toy2d
+    from ebtk.train.trainer import resolve_config
+
+    return Toy2d(resolve_config("toy2d", "dsm", overrides=[f"data.name={data}"]))
+
+
 def _nll_eval(net: torch.nn.Module, data: str) -> Callable[[], float]:
     """Test NLL (nats) of `net` on the toy2d test sample, Z over the plane (the toy2d task's own box)."""
     from ebtk.metrics.density import nll, normalize
-    from ebtk.tasks.toy2d import Toy2dEval, make_dataset
 
-    e = Toy2dEval()
-    test = make_dataset(data).sample(torch.Generator().manual_seed(1_000_003), 5000)  # toy2d's test sample
+    task = toy2d_task(data)
+    e, test = task.eval_cfg, task.test_data()
 
     def evaluate() -> float:
         was = net.training
@@ -207,10 +217,8 @@ def _nll_eval(net: torch.nn.Module, data: str) -> Callable[[], float]:
 
 
 def true_nll(data: str) -> float:
-    from ebtk.tasks.toy2d import make_dataset
-
-    ds = make_dataset(data)
-    return float(-ds.log_prob(ds.sample(torch.Generator().manual_seed(1_000_003), 5000)).mean())
+    task = toy2d_task(data)
+    return float(-task.dataset.log_prob(task.test_data()).mean())
 
 
 # -- the interleaved clock -------------------------------------------------------------------------------------
