@@ -10,7 +10,17 @@ the paper's fixed 1 step at η = 1, and 100 steps at the chosen η (divergence).
 utterance (`raw/<refiner>.<condition>.<split>.csv`); `table.md` is generated from those files with paired
 bootstrap intervals of each system's difference to its own hypothesis.
 
+The flow-matching baseline (`--fm`) trains its decoder on the acoustic run's frozen encoder for the
+training time of the acoustic model plus the delta refiner. That time is converted into FM steps from
+per-step times measured side by side in one process (`fm_budget.json`: interleaved rounds of each
+trainer's `train_step`, one thread, thread CPU time), not from wall-clocks taken at different times under
+different loads. Its Euler steps are chosen on val like a refiner's setting; its learning curve (val MCD from
+text at the chosen Euler steps, per kept snapshot) goes to `fm_curve.md`.
+
 Every stage resumes: a refiner run trains to its steps (ebtk's checkpoints), a finished CSV is not redone.
+Several copies may run at once (one per core): each claims a refiner (`<out>/<name>.lock`, holding its pid;
+a dead holder's claim is taken over) and skips those another live copy holds; the shared hypothesis rows
+are claimed the same way and waited for.
 
     python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --out runs/tts2 --results results/tts/v2
     python benchmarks/tts_study2.py --results results/tts/v2 --report-only
@@ -19,9 +29,12 @@ Every stage resumes: a refiner run trains to its steps (ebtk's checkpoints), a f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +68,44 @@ REFINER_EVAL = ["eval.n_test=4", "eval.steps=[1]", "eval.step_sizes=[1.0]", "eva
 
 def log(msg: str) -> None:
     print(f"[study2 {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def claim(lock: Path) -> Iterator[bool]:
+    """Yields True if this process now holds `lock` (made with O_EXCL; a dead holder's lock is taken over),
+    False if another live process holds it. Released on exit."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and _alive(holder):
+                yield False
+                return
+            lock.unlink(missing_ok=True)  # a crashed copy's claim
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    yield False
 
 
 def fold_runs(out: Path, acoustic: Path) -> list[Path]:
@@ -117,10 +168,15 @@ def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: lis
     for cond in CONDITIONS:
         for split in ("val", "test"):
             base = raw_path(results, BASE, cond, split)
-            if not base.is_file():
-                log(f"hypothesis / {cond} / {split}")
-                got = score_systems(synth, inputs.utterances(split), [], condition=cond, reference=split == "test")
-                atomic_write_text(base, per_utterance_csv(got))
+            while not base.is_file():
+                with claim(base.with_suffix(".lock")) as mine:
+                    if mine and not base.is_file():
+                        log(f"hypothesis / {cond} / {split}")
+                        got = score_systems(synth, inputs.utterances(split), [], condition=cond,
+                                            reference=split == "test")
+                        atomic_write_text(base, per_utterance_csv(got))
+                    elif not mine:
+                        time.sleep(10)  # another copy is scoring the shared rows
         val = raw_path(results, name, cond, "val")
         if not val.is_file():
             log(f"{name} / {cond}: val grid ({len(grid)} settings)")
@@ -135,10 +191,141 @@ def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: lis
             atomic_write_text(test, per_utterance_csv(got))
 
 
+FM = "fm"
+FM_GRID = (1, 2, 4, 10)  # Euler steps, chosen on val like a refiner's (steps, η)
+FM_SNAPSHOTS = 8  # kept checkpoints along the FM run, for its learning curve
+
+
+def fm_budget(out: Path, acoustic: Path, results: Path, rounds: int = 6, per_round: int = 3) -> dict[str, Any]:
+    """Seconds per training step of the acoustic model, the delta refiner and FM (frozen encoder), measured
+    in one process, interleaved (`rounds` × `per_round` steps each, after one warm-up step), one thread,
+    thread CPU time (other processes' load does not count); and the FM steps that cost what the acoustic
+    model's and the delta refiner's steps cost. Measured once into `fm_budget.json`."""
+    from ebtk.io import atomic_write_text
+    from ebtk.train.checkpoint import load_checkpoint
+    from ebtk.train.trainer import Trainer, resolve_config
+
+    path = results / "fm_budget.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    log("fm budget: timing acoustic, delta and fm training steps side by side")
+    ac_steps = int(load_checkpoint(acoustic / "checkpoint.pt")["config"]["train"]["steps"])
+    delta_steps = int(json.loads((out / "delta" / "metrics.json").read_text())["steps"])
+    common = ["train.threads=1", "train.seed=0"]
+    setups = {
+        "acoustic": ("acoustic", common),
+        "delta": ("delta", [*common, f"acoustic.checkpoint={acoustic}", *REFINERS["delta"][1]]),
+        FM: ("fm", [*common, f"acoustic.checkpoint={acoustic}", "acoustic.freeze=true"]),
+    }
+    trainers = {name: Trainer(resolve_config("tts", obj, config_file=str(CONFIG), overrides=over),
+                              out / "budget-scratch" / name, progress=False)
+                for name, (obj, over) in setups.items()}
+    for tr in trainers.values():
+        tr.train_step()  # warm-up: first-call allocations
+    spent = dict.fromkeys(trainers, 0.0)
+    for _ in range(rounds):
+        for name, tr in trainers.items():
+            t0 = time.thread_time()
+            for _ in range(per_round):
+                tr.train_step()
+            spent[name] += time.thread_time() - t0
+    per_step = {name: spent[name] / (rounds * per_round) for name in trainers}
+    seconds = ac_steps * per_step["acoustic"] + delta_steps * per_step["delta"]
+    got = {"seconds_per_step": per_step, "acoustic_steps": ac_steps, "delta_steps": delta_steps,
+           "budget_seconds": seconds, "fm_steps": round(seconds / per_step[FM]),
+           "fm_steps_refiner_only": round(delta_steps * per_step["delta"] / per_step[FM]),
+           "timed_steps": rounds * per_round, "clock": "thread CPU time, torch threads 1, interleaved rounds"}
+    atomic_write_text(path, json.dumps(got, indent=2) + "\n")
+    return got
+
+
+def train_fm(out: Path, acoustic: Path, budget: dict[str, Any]) -> Path:
+    from ebtk.train.trainer import train
+
+    run, steps = out / FM, int(budget["fm_steps"])
+    m = run / "metrics.json"
+    if not (m.is_file() and json.loads(m.read_text()).get("steps") == steps):
+        log(f"fm: training the FM decoder on the frozen encoder to {steps} steps (the acoustic + delta budget)")
+        train("tts", "fm", run, config_file=str(CONFIG),
+              overrides=[f"acoustic.checkpoint={acoustic}", "acoustic.freeze=true", f"train.steps={steps}",
+                         f"train.keep_every={max(1, steps // FM_SNAPSHOTS)}", "train.ckpt_every=100",
+                         "train.threads=1", *REFINER_EVAL], progress=sys.stderr.isatty())
+    return run
+
+
+def evaluate_fm_run(run: Path, inputs: Any, results: Path) -> None:
+    """Val grid of Euler steps, the choice, the test rows (chosen and the configured maximum), per condition;
+    then the learning curve from the snapshots (val, from text, at the from-text choice)."""
+    from ebtk.io import atomic_write_text
+    from ebtk.train.checkpoint import SNAPSHOTS, load_checkpoint
+    from ebtk.tts.bundle import Synthesizer, bundle_from_run
+    from ebtk.tts.evaluate import FM_SYSTEM, choose_setting, per_utterance_csv, score_systems
+
+    synth = Synthesizer(bundle_from_run(run))
+    chosen = {}
+    for cond in CONDITIONS:
+        val = raw_path(results, FM, cond, "val")
+        if not val.is_file():
+            log(f"fm / {cond}: val grid (Euler steps {FM_GRID})")
+            got = score_systems(synth, inputs.utterances("val"), [(n, 1.0) for n in FM_GRID], condition=cond)
+            atomic_write_text(val, per_utterance_csv(got))
+        chosen[cond], _ = choose_setting(study_rows(results, FM, cond, "val"), TIE_DB, systems=(FM_SYSTEM,))
+        test = raw_path(results, FM, cond, "test")
+        if not test.is_file():
+            log(f"fm / {cond}: chosen {chosen[cond]} Euler steps; test")
+            grid = [(n, 1.0) for n in sorted({chosen[cond], max(FM_GRID)})]
+            got = score_systems(synth, inputs.utterances("test"), grid, condition=cond)
+            atomic_write_text(test, per_utterance_csv(got))
+    n = chosen["from-text"]
+    for snap in sorted((run / SNAPSHOTS).glob("step-*.pt")):
+        path = results / "raw" / "fm-curve" / f"{snap.stem}.from-text.val.csv"
+        if path.is_file():
+            continue
+        log(f"fm curve: {snap.stem}, {n} Euler steps, val from text")
+        seconds = float(load_checkpoint(snap).get("train_seconds", 0.0))
+        got = score_systems(Synthesizer(bundle_from_run(run, snap)), inputs.utterances("val"), [(n, 1.0)],
+                            condition="from-text")
+        for r in got:
+            r["system"] = f"{FM_SYSTEM} @ {seconds:.0f} s"
+        atomic_write_text(path, per_utterance_csv(got))
+
+
+def fm_curve_report(results: Path, budget: dict[str, Any]) -> str:
+    """Val MCD from text per FM snapshot, with the hypothesis and the delta refiner's val choice beside it."""
+    from ebtk.metrics.stats import bootstrap_interval
+    from ebtk.tts.evaluate import choose_setting, group_rows, read_per_utterance_csv
+
+    lines = ["| FM training steps | FM train seconds (this run's wall-clock) | Euler steps | n "
+             "| val MCD dB (from text) |", "|---|---|---|---|---|"]
+    for path in sorted((results / "raw" / "fm-curve").glob("step-*.from-text.val.csv")):
+        rows = read_per_utterance_csv(path)
+        step = int(path.name.split(".")[0].split("-")[1])
+        iv = bootstrap_interval([r["mcd"] for r in rows])
+        secs = rows[0]["system"].split("@")[1].strip()
+        lines.append(f"| {step} | {secs} | {rows[0]['steps']} | {iv.n} | {iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}] |")
+    base = group_rows(read_per_utterance_csv(raw_path(results, BASE, "from-text", "val")))[("hypothesis", 0, None)]
+    hyp = bootstrap_interval([r["mcd"] for r in base.values()])
+    lines += ["", f"Acoustic hypothesis, val from text: {hyp.mean:.3f} [{hyp.lo:.3f}, {hyp.hi:.3f}] (n = {hyp.n})."]
+    if raw_path(results, "delta", "from-text", "val").is_file():
+        k, e = choose_setting(study_rows(results, "delta", "from-text", "val"), TIE_DB)
+        sets = group_rows(study_rows(results, "delta", "from-text", "val"))
+        key = ("hypothesis", 0, None) if k == 0 else ("refined", k, e)
+        d = bootstrap_interval([r["mcd"] for r in sets[key].values()])
+        lines.append(f"Delta refiner at its val choice ({k} × η {e:g}), val from text: {d.mean:.3f} "
+                     f"[{d.lo:.3f}, {d.hi:.3f}].")
+    ps = budget["seconds_per_step"]
+    lines += ["", f"Budget: {budget['fm_steps']} FM steps cost what {budget['acoustic_steps']} acoustic and "
+              f"{budget['delta_steps']} delta-refiner steps cost ({budget['budget_seconds']:.0f} s of one thread at "
+              f"{ps['acoustic']:.3f} / {ps['delta']:.3f} / {ps[FM]:.3f} s per step, measured side by side: "
+              f"{budget['clock']}); the refiner's steps alone are worth {budget['fm_steps_refiner_only']} FM steps. "
+              "Intervals: 95 % percentile bootstrap over utterances."]
+    return "\n".join(lines)
+
+
 def report(results: Path, names: list[str]) -> str:
     """The test table per condition, from the raw CSVs (regenerates identically: fixed bootstrap seed)."""
     from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval
-    from ebtk.tts.evaluate import choose_setting, group_rows, row_mean
+    from ebtk.tts.evaluate import FM_SYSTEM, choose_setting, group_rows, row_mean
 
     def ci(iv: Any, nd: int = 3, sign: str = "") -> str:
         return f"{iv.mean:{sign}.{nd}f} [{iv.lo:{sign}.{nd}f}, {iv.hi:{sign}.{nd}f}]"
@@ -149,11 +336,12 @@ def report(results: Path, names: list[str]) -> str:
                  "| refiner | setting | chosen on val | n | MCD dB | ΔMCD vs hyp | share of gap | Δlog-F0 RMSE "
                  "| ΔV/UV | ΔDNSMOS |", "|---|---|---|---|---|---|---|---|---|---|"]
         base_done = False
-        for name in names:
+        for name in [*names, FM]:
             val, test = raw_path(results, name, cond, "val"), raw_path(results, name, cond, "test")
             if not (val.is_file() and test.is_file()):
                 continue
-            k, e = choose_setting(study_rows(results, name, cond, "val"), TIE_DB)
+            systems = (FM_SYSTEM,) if name == FM else ("hypothesis", "refined")
+            k, e = choose_setting(study_rows(results, name, cond, "val"), TIE_DB, systems)
             sets = group_rows(study_rows(results, name, cond, "test"))
             hyp, ref = sets[("hypothesis", 0, None)], sets[("vocoded reference", 0, None)]
             ids = sorted(hyp)
@@ -164,7 +352,7 @@ def report(results: Path, names: list[str]) -> str:
                 base_done = True
             gap = row_mean(hyp, "mcd") - row_mean(ref, "mcd")
             for (s, kk, ee), rows in sorted(sets.items(), key=lambda x: (x[0][1], x[0][2] or 0)):
-                if s != "refined":
+                if s not in systems[-1:]:
                     continue
                 cells = []
                 for m in METRICS:
@@ -174,8 +362,9 @@ def report(results: Path, names: list[str]) -> str:
                                     3, "+"))
                 mcd = bootstrap_interval([rows[i]["mcd"] for i in ids if i in rows])
                 share = 100 * (row_mean(hyp, "mcd") - row_mean(rows, "mcd")) / gap
-                chosen = "**yes**" if (kk, ee) == (k, e) else ""
-                lines.append(f"| {name} | {kk} × η {ee:g} | {chosen} | {mcd.n} | {ci(mcd, 2)} | {cells[0]} | "
+                chosen = "**yes**" if (kk, ee or 1.0) == (k, e) else ""
+                setting = f"{kk} Euler steps" if name == FM else f"{kk} × η {ee:g}"
+                lines.append(f"| {name} | {setting} | {chosen} | {mcd.n} | {ci(mcd, 2)} | {cells[0]} | "
                              f"{share:+.1f} % | {cells[1]} | {cells[2]} | {cells[3]} |")
             if k == 0:
                 lines.append(f"| {name} | 0 (hypothesis) | **yes** | {len(ids)} | – | 0 | 0 % | 0 | 0 | 0 |")
@@ -185,7 +374,9 @@ def report(results: Path, names: list[str]) -> str:
                "each utterance with its own hypothesis (same condition). Share of gap: the part of the "
                "hypothesis → vocoded-reference MCD gap closed. The chosen setting is the lowest mean val MCD "
                f"(DNSMOS breaks ties within {TIE_DB} dB); 1 × η 1 is the paper's fixed setting, 100 steps shows "
-               "divergence.")
+               "divergence. fm: the flow-matching decoder on the same frozen encoder, trained for the acoustic model's "
+               "and the delta refiner's training time (fm_curve.md); its Δ columns pair it with the acoustic "
+               "hypothesis it replaces.")
     return "\n".join(out)
 
 
@@ -199,6 +390,7 @@ def main() -> None:
     ap.add_argument("--steps-grid", default="1,2,5")
     ap.add_argument("--eta-grid", default="0.5,1.0")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for the refiner runs")
+    ap.add_argument("--fm", action="store_true", help="also the flow-matching baseline (after the refiners)")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
     from ebtk.io import atomic_write_text
@@ -216,13 +408,32 @@ def main() -> None:
         inputs = None
         for name in names:
             run = out / name
-            train_refiner(run, name, acoustic, a.refiner_steps, a.set)
-            if inputs is None:
-                from ebtk.tts.splits import SplitUtterances
+            if all(raw_path(results, name, c, "test").is_file() for c in CONDITIONS):
+                continue
+            with claim(out / f"{name}.lock") as mine:
+                if not mine:
+                    log(f"{name}: another copy has it; next")
+                    continue
+                train_refiner(run, name, acoustic, a.refiner_steps, a.set)
+                if inputs is None:
+                    from ebtk.tts.splits import SplitUtterances
 
-                inputs = SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
-            evaluate_refiner(run, name, inputs, results, grid)
+                    inputs = SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
+                evaluate_refiner(run, name, inputs, results, grid)
             atomic_write_text(results / "table.md", report(results, names) + "\n")
+        if a.fm:
+            with claim(out / f"{FM}.lock") as mine:
+                if mine:
+                    budget = fm_budget(out, acoustic, results)
+                    run = train_fm(out, acoustic, budget)
+                    if inputs is None:
+                        from ebtk.tts.splits import SplitUtterances
+
+                        inputs = SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
+                    evaluate_fm_run(run, inputs, results)
+                    atomic_write_text(results / "fm_curve.md", fm_curve_report(results, budget) + "\n")
+                else:
+                    log("fm: another copy has it")
     table = report(results, names)
     atomic_write_text(results / "table.md", table + "\n")
     print(table)

@@ -77,3 +77,44 @@ def test_rerun_after_last_checkpoint_writes_missing_metrics_and_keeps_timing(tmp
     (run / "metrics.json").write_text(json.dumps(first))
     train("toy2d", "dsm", run, overrides=over, progress=False)
     assert json.loads((run / "metrics.json").read_text())["train_seconds"] == first["train_seconds"]
+
+
+TOY = ["train.batch_size=16", "data.n_test=256", "eval.grid=40", "eval.n_samples=64", "eval.sample_steps=5",
+       "train.device=cpu"]
+
+
+def test_time_budget_ends_the_run_and_a_larger_one_extends_it(tmp_path: Path):
+    """train.time_budget stops at the first step whose accumulated training time reaches it; the checkpoint
+    holds that step; re-running with the same budget trains nothing, a larger one trains on."""
+    import json
+
+    from ebtk.train.trainer import train
+
+    run = tmp_path / "run"
+    first = train("toy2d", "dsm", run, overrides=[*TOY, "train.steps=1000000", "train.time_budget=0.5"],
+                  progress=False)
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert 0 < first["steps"] < 1_000_000 and state["step"] == first["steps"]
+    assert first["stopped_by"] == "time_budget" and state["train_seconds"] >= 0.5
+    assert first["train_seconds"] == pytest.approx(state["train_seconds"], abs=1e-3)
+    again = train("toy2d", "dsm", run, overrides=[*TOY, "train.steps=1000000", "train.time_budget=0.5"],
+                  progress=False)
+    assert again["steps"] == first["steps"]
+    more = train("toy2d", "dsm", run, overrides=[*TOY, "train.steps=1000000", "train.time_budget=1.0"],
+                 progress=False)
+    assert more["steps"] > first["steps"] and more["train_seconds"] >= 1.0
+    assert json.loads((run / "metrics.json").read_text())["steps"] == more["steps"]
+
+
+def test_keep_every_keeps_the_checkpoints_of_those_steps(tmp_path: Path):
+    from ebtk.train.checkpoint import snapshot_path
+    from ebtk.train.trainer import train
+
+    run = tmp_path / "run"
+    train("toy2d", "dsm", run, overrides=[*TOY, "train.steps=7", "train.keep_every=3", "train.ckpt_every=100"],
+          progress=False)
+    kept = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert kept == [snapshot_path(run, 3).name, snapshot_path(run, 6).name]
+    assert load_checkpoint(snapshot_path(run, 3))["step"] == 3
+    six, last = load_checkpoint(snapshot_path(run, 6))["model"], load_checkpoint(run / "checkpoint.pt")["model"]
+    assert last and any(not torch.equal(six[k], last[k]) for k in six)  # step 7 moved on from step 6

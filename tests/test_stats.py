@@ -65,3 +65,7 @@ def test_choose_setting_takes_the_lowest_val_mcd_and_breaks_ties_by_dnsmos():
     assert choose_setting(better, tie_db=0.001) == (1, 1.0)
     worse = base + rows("refined", 1, 1.0, [5.5, 5.6], [3.0, 3.0])
     assert choose_setting(worse) == (0, 1.0)  # no refinement beats the hypothesis: steps 0
+    fm = base + rows("flow matching", 1, None, [4.0, 4.1], [1.0, 1.0]) + rows("flow matching", 4, None, [4.5, 4.5],
+                                                                             [3.0, 3.0])
+    assert choose_setting(fm, systems=("flow matching",)) == (1, 1.0)  # only FM's own settings compete
+    assert choose_setting(fm) == (0, 1.0)  # the default candidates ignore FM rows

@@ -315,6 +315,44 @@ def test_flow_matching_starts_from_the_acoustic_encoder_and_can_freeze_it(acoust
     assert all(torch.equal(again.state_dict()[k], v) for k, v in trained.items())
 
 
+def test_fm_study_scoring_from_text_and_teacher_forced_and_from_a_snapshot(acoustic_run, corpus, tmp_path) -> None:
+    """An FM run is scored like a refiner (`score_systems`), with one row per Euler-step setting: from text as
+    `ebtk synthesize` makes it, teacher-forced on the recording's frame count; a kept snapshot loads as a
+    bundle of that step's weights."""
+    from ebtk.train.checkpoint import load_checkpoint, snapshot_path
+    from ebtk.train.trainer import train
+    from ebtk.tts.bundle import Synthesizer, bundle_from_run
+    from ebtk.tts.evaluate import FM_SYSTEM, fm_mels, group_rows, score_systems
+    from ebtk.tts.splits import SplitUtterances
+
+    out = tmp_path / "fm"
+    train("tts", "fm", out, overrides=[*TINY, "train.steps=3", "train.keep_every=2", f"data.path={corpus}",
+                                       f"acoustic.checkpoint={acoustic_run[0]}", "acoustic.freeze=true"],
+          progress=False)
+    synth = Synthesizer(bundle_from_run(out))
+    utts = SplitUtterances(acoustic_run[0], synth, teacher_forced=True).utterances("test")
+    for cond in ("from-text", "teacher-forced"):
+        sets = group_rows(score_systems(synth, utts, [(1, 1.0), (2, 1.0)], condition=cond, dnsmos=False))
+        assert sorted(sets) == [(FM_SYSTEM, 1, None), (FM_SYSTEM, 2, None)]
+        for rows in sets.values():
+            assert [r["id"] for r in rows.values()] == [u.id for u in utts]
+            assert all(r["mcd"] > 0 for r in rows.values())
+            # mel MSE needs the recording's frames: only teacher-forced has them
+            assert all((r["mel_mse"] is not None) == (cond == "teacher-forced") for r in rows.values())
+    u = utts[0]
+    tf = fm_mels(synth, [u], (2,), "teacher-forced")[2][0]
+    assert tf.shape == u.mel.shape and torch.equal(tf, fm_mels(synth, [u], (2,), "teacher-forced")[2][0])
+    ft = fm_mels(synth, [u], (2,), "from-text")[2][0]
+    said = synth.synthesize(SHORT[int(u.id[1:])], steps=2)  # what `ebtk synthesize` says for this text
+    assert np.array_equal(synth.to_audio(synth.vocoder(ft[None])[0]), said)
+    snap = snapshot_path(out, 2)
+    early = Synthesizer(bundle_from_run(out, snap))
+    want = load_checkpoint(snap)["model"]
+    got = early.acoustic.state_dict()
+    assert load_checkpoint(snap)["step"] == 2 and all(torch.equal(got[k], want[k].float()) for k in got)
+    assert any(not torch.equal(got[k], synth.acoustic.state_dict()[k]) for k in got)  # step 3 moved on
+
+
 def test_builtin_corpus_is_made_on_first_use(tmp_path, monkeypatch) -> None:
     from ebtk.tasks.base import build_task
     from ebtk.train.trainer import resolve_config

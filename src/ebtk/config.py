@@ -41,9 +41,13 @@ class TrainConfig:
     max_abs_energy: float = 1e5  # divergence guard: |E| beyond this stops training with a hint
     threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
     compile: bool = False  # torch.compile the energy/score evaluation of the loss and of Langevin steps
+    time_budget: float = 0.0  # seconds of training (resumes included) after which the run ends; 0: steps only
+    keep_every: int = 0  # also keep the checkpoint of every keep_every-th step in snapshots/ (curves); 0: none
 
     def validate(self) -> None:
         _positive(self, "steps", "batch_size", "lr", "log_every", "ckpt_every")
+        if self.time_budget < 0 or self.keep_every < 0:
+            raise EbtkError("train.time_budget and train.keep_every must be ≥ 0")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise EbtkError(f"train.device must be cpu or cuda, got {self.device!r}")
 

@@ -16,6 +16,13 @@ from ebtk.errors import EbtkError
 from ebtk.io import atomic_write, load_torch
 
 FORMAT_VERSION = 1
+CHECKPOINT = "checkpoint.pt"  # a run dir's latest checkpoint (resume reads it)
+SNAPSHOTS = "snapshots"  # a run dir's kept checkpoints (`train.keep_every`), for learning curves
+
+
+def snapshot_path(run_dir: Path, step: int) -> Path:
+    """Where the kept checkpoint of `step` lives in a run dir."""
+    return Path(run_dir) / SNAPSHOTS / f"step-{step:07d}.pt"
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -32,10 +32,9 @@ from ebtk.errors import EbtkError
 from ebtk.io import atomic_write_text
 from ebtk.objectives import Objective, objective_class
 from ebtk.tasks.base import Task, build_task, task_class
-from ebtk.train.checkpoint import load_checkpoint, save_checkpoint
+from ebtk.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, snapshot_path
 from ebtk.train.distributed import DistInfo, broadcast_flag, cleanup, init_distributed
 
-CHECKPOINT = "checkpoint.pt"
 COMPILED_LOSS = ("cd", "pcd", "sa-nce", "nce")
 """Objectives whose loss evaluates E_θ first-order only: `train.compile` compiles their model call.
 (The others still get compiled Langevin steps where they sample.)"""
@@ -218,7 +217,14 @@ class Trainer:
 
     def save(self) -> None:
         if self.dist.main:
-            save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+            state = self.state_dict()
+            save_checkpoint(self.run_dir / CHECKPOINT, state)
+            if self.tc.keep_every and self.step % self.tc.keep_every == 0:
+                save_checkpoint(snapshot_path(self.run_dir, self.step), state)
+
+    def out_of_time(self) -> bool:
+        """`train.time_budget` is spent (a wall-clock budget: methods compared at equal training seconds)."""
+        return bool(self.tc.time_budget) and self.train_seconds() >= self.tc.time_budget
 
     def maybe_resume(self) -> bool:
         path = self.run_dir / CHECKPOINT
@@ -299,7 +305,7 @@ class Trainer:
         self._t_fit = time.perf_counter()
         start_step = self.step
         try:
-            while self.step < self.tc.steps:
+            while self.step < self.tc.steps and not self.out_of_time():
                 out, gnorm = self.train_step()
                 pending.append(
                     {
@@ -308,10 +314,12 @@ class Trainer:
                         **{k: v.detach() for k, v in out.metrics.items()},
                     }
                 )
-                if self.step == self.tc.steps:  # the final checkpoint and metrics.json give the same total
+                last = self.step == self.tc.steps or self.out_of_time()
+                if last:  # the final checkpoint and metrics.json give the same total
                     self._stop_clock()
-                log_now = self.step % self.tc.log_every == 0 or self.step == self.tc.steps
-                ckpt_now = self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps
+                log_now = self.step % self.tc.log_every == 0 or last
+                ckpt_now = self.step % self.tc.ckpt_every == 0 or last or (
+                    self.tc.keep_every and self.step % self.tc.keep_every == 0)
                 if log_now or ckpt_now:
                     values = self._flush(pending, writer, bar)
                     pending = []
@@ -319,10 +327,12 @@ class Trainer:
                 if ckpt_now:
                     self.save()
                     last_good = self.step
-                if self.tc.eval_every and self.step % self.tc.eval_every == 0 and self.step < self.tc.steps:
+                if self.tc.eval_every and self.step % self.tc.eval_every == 0 and not last:
                     self._evaluate(writer, final=False)
                 if bar is not None:
                     bar.update(1)
+                if last:
+                    break
         finally:
             if bar is not None:
                 bar.close()
@@ -335,6 +345,8 @@ class Trainer:
                 metrics["steps_per_second"] = round(self.step / max(total, 1e-9), 3)
             else:  # nothing trained now: keep the timing an earlier, finished attempt recorded
                 metrics.update(_timing(self.run_dir / "metrics.json", self.step))
+            if self.step < self.tc.steps and self.out_of_time():
+                metrics["stopped_by"] = "time_budget"
             write_metrics(self.run_dir, metrics)
         if writer is not None:
             writer.close()
@@ -440,11 +452,11 @@ def run_kind(run_dir: str | Path) -> tuple[Any, Any] | None:
     return old.get("task"), obj.get("name") if isinstance(obj, dict) else None
 
 
-RESUME_FREE = ("train.steps", "train.log_every", "train.ckpt_every", "train.eval_every", "train.threads",
-               "train.device", "train.compile")
-"""Keys a resumed run may change: the length of the run, logging/checkpoint cadence, where it runs and whether it
-is compiled. A task adds its evaluation-only sections (`Task.resume_free`). Everything else must equal the
-checkpoint's."""
+RESUME_FREE = ("train.steps", "train.time_budget", "train.log_every", "train.ckpt_every", "train.keep_every",
+               "train.eval_every", "train.threads", "train.device", "train.compile")
+"""Keys a resumed run may change: the length of the run (steps, time budget), logging/checkpoint/snapshot
+cadence, where it runs and whether it is compiled. A task adds its evaluation-only sections
+(`Task.resume_free`). Everything else must equal the checkpoint's."""
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

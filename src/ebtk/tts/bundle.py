@@ -56,12 +56,12 @@ def _acoustic_config(config: dict[str, Any]) -> AcousticConfig:
     return from_dict(AcousticConfig, {f.name: ac[f.name] for f in fields(AcousticConfig) if f.name in ac}, "acoustic")
 
 
-def acoustic_section(run_dir: str | Path) -> dict[str, Any]:
-    """The text → mel model of an acoustic or fm run dir, with its front-end, as a bundle's ``acoustic``
-    section (plus ``frontend``, popped by `bundle_from_run`)."""
+def acoustic_section(run_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """The text → mel model of an acoustic or fm run dir (its latest checkpoint, or `checkpoint`), with its
+    front-end, as a bundle's ``acoustic`` section (plus ``frontend``, popped by `bundle_from_run`)."""
     from ebtk.tts.text import TextFrontend
 
-    config, state = read_run(run_dir)
+    config, state = read_run(run_dir, checkpoint)
     name = config["objective"]["name"]
     if name not in MODEL_OBJECTIVES:
         raise EbtkError(f"{run_dir} is a {name!r} refiner run, not an acoustic or fm run")
@@ -115,20 +115,21 @@ def _mel_stats(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, fl
     return {"mean": float(state[f"{prefix}mel_mean"]), "std": float(state[f"{prefix}mel_std"])}
 
 
-def bundle_from_run(run_dir: str | Path) -> dict[str, Any]:
+def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
     """The bundle dict of a tts run dir (acoustic, fm or refiner; a refiner's acoustic run is read through
-    its `acoustic.checkpoint`, absolute or relative to the refiner's run dir)."""
+    its `acoustic.checkpoint`, absolute or relative to the refiner's run dir). `checkpoint`: one of the
+    run's snapshots (`train.keep_every`) instead of its latest checkpoint, for a learning curve."""
     import ebtk
 
     run_dir = Path(run_dir)
-    config, state = read_run(run_dir)
+    config, state = read_run(run_dir, checkpoint)
     name = config["objective"]["name"]
     refine = from_dict(TTSRefine, config.get("refine", {}), "refine")
     source: dict[str, Any] = {"run_dir": str(run_dir.resolve()), "objective": name,
                               "steps": int(state.get("step", 0)), "ebtk_version": ebtk.__version__}
     refiner = None
     if name in MODEL_OBJECTIVES:
-        ac = acoustic_section(run_dir)
+        ac = acoustic_section(run_dir, checkpoint)
         steps = ac["fm"]["n_steps"] if name == "fm" else 0
         kind = name
     else:

@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from ebtk.tts.batches import collate
 from ebtk.tts.config import TTSEval
 from ebtk.tts.refiner import refine
 
+FM_SYSTEM = "flow matching"
 COLUMNS = ("mel_mse", "mcd", "logf0_rmse", "vuv", "dnsmos", "rtf")
 Vocoder = Callable[[torch.Tensor], torch.Tensor]
 
@@ -47,6 +48,16 @@ class EvalUtterance:
     phonemes: torch.Tensor | None = None
     hyp: torch.Tensor | None = None
     text: torch.Tensor | None = None
+    _features: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def features(self) -> tuple[np.ndarray, np.ndarray]:
+        """The recording's WORLD analysis (f0, mel-cepstrum), made once per utterance object: a study scores
+        the same utterances for many systems, and the reference analysis is a third of a scoring's time."""
+        if self._features is None:
+            from ebtk.metrics.speech import analyze
+
+            self._features = analyze(self.wav, SAMPLE_RATE)
+        return self._features
 
 
 def _mean(v: list[float]) -> float | None:
@@ -58,14 +69,12 @@ class Scorer:
     """Scores systems against a fixed set of test utterances; the reference analysis is done once."""
 
     def __init__(self, vocoder: Vocoder, utterances: list[EvalUtterance], dnsmos: bool):
-        from ebtk.metrics.speech import analyze
-
         self.vocoder = vocoder
         self.ids = [u.id for u in utterances]
         self.dnsmos = dnsmos
         self.ref_wavs = [u.wav for u in utterances]
         self.ref_mels = [u.mel for u in utterances]
-        self.ref_feats = [analyze(w, SAMPLE_RATE) for w in self.ref_wavs]
+        self.ref_feats = [u.features() for u in utterances]
         self.rows: list[dict[str, Any]] = []
         self.per_utt: list[dict[str, Any]] = []  # one row per (utterance, system, setting): the raw numbers
         self.wavs: dict[str, list[np.ndarray]] = {}
@@ -174,7 +183,7 @@ def evaluate_fm(model: nn.Module, vocoder: Vocoder, utts: list[EvalUtterance], e
         y, _, _ = model.hypothesis(b["phonemes"], b["ph_lengths"], dur, n_steps=n)
         mels = [y[k, :, : int(b["mel_lengths"][k])].cpu() for k in range(len(utts))]
         rtf = (time.perf_counter() - t0) / audio_s
-        last = scorer.score("flow matching", mels, steps=n, rtf=rtf)
+        last = scorer.score(FM_SYSTEM, mels, steps=n, rtf=rtf)
     write_outputs(scorer, run_dir, ev.n_wavs, {"reference": scorer.ref_mels[0], "flow matching": mels[0]})
     return {**_contract(None, last, last["rtf"], last["steps"]), "mcd_vocoded": voc["mcd"]}
 
@@ -311,11 +320,13 @@ def row_mean(rows: dict[str, dict[str, Any]], key: str) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
-def choose_setting(val_rows: list[dict[str, Any]], tie_db: float = 0.01) -> tuple[int, float]:
-    """The (steps, η) to use, chosen on validation rows: the lowest mean MCD among the hypothesis (steps 0)
-    and every refined setting; within `tie_db` dB of it the higher mean DNSMOS wins. η of steps 0 is 1.0."""
+def choose_setting(val_rows: list[dict[str, Any]], tie_db: float = 0.01,
+                   systems: tuple[str, ...] = ("hypothesis", "refined")) -> tuple[int, float]:
+    """The (steps, η) to use, chosen on validation rows: the lowest mean MCD among the settings of `systems`
+    (by default the hypothesis, steps 0, and every refined setting; `(FM_SYSTEM,)` picks an FM step count);
+    within `tie_db` dB of it the higher mean DNSMOS wins. η of steps 0 (and of FM) is 1.0."""
     cands = [(row_mean(r, "mcd"), -row_mean(r, "dnsmos"), k, e) for (s, k, e), r in group_rows(val_rows).items()
-             if s in ("hypothesis", "refined")]
+             if s in systems]
     best = min(c[0] for c in cands)
     _, _, k, e = min((c for c in cands if c[0] <= best + tie_db), key=lambda c: (c[1], c[0]))
     return k, 1.0 if e is None else e
@@ -324,31 +335,40 @@ def choose_setting(val_rows: list[dict[str, Any]], tie_db: float = 0.01) -> tupl
 Mels = tuple[list[torch.Tensor], dict[tuple[int, float], list[torch.Tensor]]]
 
 
-def _grid_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...], step_sizes: tuple[float, ...],
+def _grid_mels(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, float]],
                start: Callable[[EvalUtterance], tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> Mels:
-    """Each utterance's hypothesis and its refined mels after each k in `steps` at each η in `step_sizes`
-    (one chain per η); `start(u)` gives the hypothesis (1, 80, T) on the synthesizer's device and the
+    """Each utterance's hypothesis and its refined mel at each (k, η) of `grid`: one chain per η, run as far as
+    that η's largest k; `start(u)` gives the hypothesis (1, 80, T) on the synthesizer's device and the
     refiner's condition (its ``hyp``, ``mask``, and ``text`` only where the refiner is text-conditioned)."""
+    chains: dict[float, tuple[int, ...]] = {}
+    for k, eta in grid:
+        chains[eta] = tuple(sorted({*chains.get(eta, ()), k}))
     hyps: list[torch.Tensor] = []
-    refined: dict[tuple[int, float], list[torch.Tensor]] = {(k, eta): [] for eta in step_sizes for k in steps}
+    refined: dict[tuple[int, float], list[torch.Tensor]] = {(k, eta): [] for k, eta in grid}
     for u in utts:
         hyp, cond = start(u)
         hyps.append(hyp[0].cpu())
-        if synth.refiner is None or not steps:
+        if synth.refiner is None:
             continue
-        for eta in step_sizes:
-            _, seen = refine(synth.refiner, hyp, max(steps), eta, cond, record=tuple(steps))
-            for k in steps:
+        for eta, ks in chains.items():
+            _, seen = refine(synth.refiner, hyp, ks[-1], eta, cond, record=ks)
+            for k in ks:
                 refined[(k, eta)].append(seen[k][0].cpu())
     return hyps, refined
 
 
+def _product(steps: tuple[int, ...], step_sizes: tuple[float, ...]) -> list[tuple[int, float]]:
+    return [(k, eta) for eta in step_sizes for k in steps]
+
+
 @torch.no_grad()
 def from_text_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...] = (),
-                   step_sizes: tuple[float, ...] = (), length_scale: float = 1.0) -> Mels:
+                   step_sizes: tuple[float, ...] = (), length_scale: float = 1.0, *,
+                   grid: list[tuple[int, float]] | None = None) -> Mels:
     """What `ebtk synthesize` makes of each utterance's text: the acoustic model's free-running hypothesis
     (its duration predictor, not the recording's alignment) and the refined mels after each k in `steps` at
-    each η in `step_sizes` (one chain per η). `synth` is an `ebtk.tts.load(...)` synthesizer.
+    each η in `step_sizes` (one chain per η), or at each (k, η) of `grid` instead. `synth` is an
+    `ebtk.tts.load(...)` synthesizer.
 
     -> (hypotheses [(80, T_i)], {(k, η): [(80, T_i)]}), on the CPU."""
 
@@ -358,12 +378,12 @@ def from_text_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...]
         hyp, mu_y, mask = synth.acoustic.infer(u.phonemes[None].to(synth.device), None, length_scale)
         return hyp, {"hyp": hyp, "mask": mask, **({"text": mu_y} if synth.text_cond else {})}
 
-    return _grid_mels(synth, utts, steps, step_sizes, start)
+    return _grid_mels(synth, utts, _product(steps, step_sizes) if grid is None else grid, start)
 
 
 @torch.no_grad()
 def teacher_forced_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int, ...] = (),
-                        step_sizes: tuple[float, ...] = ()) -> Mels:
+                        step_sizes: tuple[float, ...] = (), *, grid: list[tuple[int, float]] | None = None) -> Mels:
     """As `from_text_mels`, but from each utterance's teacher-forced hypothesis (`u.hyp`: ground-truth
     durations) and aligned text encoding (`u.text`), as refiners are trained and scored in the paper."""
 
@@ -373,7 +393,26 @@ def teacher_forced_mels(synth: Any, utts: list[EvalUtterance], steps: tuple[int,
         hyp = u.hyp[None].to(synth.device)
         return hyp, {"hyp": hyp, **({"text": u.text[None].to(synth.device)} if synth.text_cond else {})}
 
-    return _grid_mels(synth, utts, steps, step_sizes, start)
+    return _grid_mels(synth, utts, _product(steps, step_sizes) if grid is None else grid, start)
+
+
+@torch.no_grad()
+def fm_mels(synth: Any, utts: list[EvalUtterance], n_steps: tuple[int, ...], condition: str = "from-text",
+            seed: int = 0) -> dict[int, list[torch.Tensor]]:
+    """An fm synthesizer's mels (80, T_i) on the CPU after each n of `n_steps` Euler steps: from text as
+    `ebtk synthesize` makes them (`Synthesizer.mels`, noise from `seed`), or teacher-forced (ground-truth MAS
+    durations of the recording, the same noise seed per utterance)."""
+    out: dict[int, list[torch.Tensor]] = {n: [] for n in n_steps}
+    for u in utts:
+        for n in n_steps:
+            if condition == "from-text":
+                y = synth.mels(u.phonemes[None].to(synth.device), steps=n, seed=seed)[1][0]
+            else:
+                with torch.random.fork_rng(devices=[synth.device] if synth.device.type == "cuda" else []):
+                    torch.manual_seed(seed)
+                    y = aligned_hypotheses(synth.acoustic, [u], n_steps=n)[0]
+            out[n].append(y.cpu())
+    return out
 
 
 def score_systems(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, float]], *,
@@ -383,13 +422,19 @@ def score_systems(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, f
     `reference`), the hypothesis, and the refined mel at each (steps, η) of `grid`; `condition` is
     "from-text" (`from_text_mels`, what `ebtk synthesize` does) or "teacher-forced" (`teacher_forced_mels`).
     `tag` is appended to the system names (e.g. " (fp16)" for a second copy of the same model);
-    `hypothesis=False` leaves the hypothesis out (scored once for several refiners of one acoustic model)."""
+    `hypothesis=False` leaves the hypothesis out (scored once for several refiners of one acoustic model).
+    An fm synthesizer has no hypothesis: its rows are `FM_SYSTEM` after each k of `grid` Euler steps (η unused)."""
     if condition not in ("from-text", "teacher-forced"):
         raise EbtkError(f"condition must be from-text or teacher-forced, got {condition!r}")
-    steps = tuple(sorted({k for k, _ in grid}))
-    etas = tuple(sorted({e for _, e in grid}))
+    if synth.kind == "fm":  # no hypothesis to refine: the FM output after each grid k of Euler steps
+        scorer = Scorer(synth.vocoder, utts, dnsmos=dnsmos)
+        if reference:
+            scorer.score("vocoded reference", scorer.ref_mels)
+        for n, mels in fm_mels(synth, utts, tuple(sorted({k for k, _ in grid})), condition).items():
+            scorer.score(FM_SYSTEM + tag, mels, steps=n)
+        return scorer.per_utt
     make = from_text_mels if condition == "from-text" else teacher_forced_mels
-    hyps, refined = make(synth, utts, steps, etas)
+    hyps, refined = make(synth, utts, grid=grid)
     scorer = Scorer(synth.vocoder, utts, dnsmos=dnsmos)
     if reference:
         scorer.score("vocoded reference", scorer.ref_mels)

@@ -13,8 +13,8 @@ from typing import Any
 
 from ebtk.errors import EbtkError
 from ebtk.io import resolve_in
+from ebtk.train.checkpoint import CHECKPOINT
 
-CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.yaml"
 FRONTEND = "frontend.json"
 
@@ -27,14 +27,15 @@ def run_config(run_dir: str | Path) -> dict[str, Any] | None:
     return load_yaml(path) if path.is_file() else None
 
 
-def read_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config, checkpoint state) of a tts run; the checkpoint's own config when it holds one."""
+def read_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config, checkpoint state) of a tts run; the checkpoint's own config when it holds one. `checkpoint`:
+    another checkpoint of the run (a snapshot) instead of its latest."""
     from ebtk.train.checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EbtkError(f"run dir not found: {run_dir}")
-    state = load_checkpoint(run_dir / CHECKPOINT)
+    state = load_checkpoint(Path(checkpoint) if checkpoint else run_dir / CHECKPOINT)
     config = state.get("config") or run_config(run_dir)
     if not isinstance(config, dict) or not isinstance(config.get("objective"), dict):
         raise EbtkError(f"{run_dir} is not an ebtk run dir (no usable config)")
