@@ -157,6 +157,54 @@ def study_rows(results: Path, name: str, condition: str, split: str) -> list[dic
             *read_per_utterance_csv(raw_path(results, name, condition, split))]
 
 
+FIRST_STEP = ("cos", "norm_ratio", "eta_star", "mse_gain")
+
+
+def first_step(synth: Any, name: str, inputs: Any, results: Path) -> None:
+    """The refiner's first step s(Ŷ) against the residual Y − Ŷ on the val utterances (teacher-forced, no
+    vocoding): `raw/<name>.first-step.val.csv` (see `ebtk.tts.evaluate.first_step_alignment`)."""
+    import csv
+    import io
+
+    from ebtk.io import atomic_write_text
+    from ebtk.tts.evaluate import first_step_alignment
+
+    path = results / "raw" / f"{name}.first-step.val.csv"
+    if path.is_file():
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["id", *FIRST_STEP], lineterminator="\n")
+    w.writeheader()
+    w.writerows(first_step_alignment(synth, inputs.utterances("val")))
+    atomic_write_text(path, buf.getvalue())
+
+
+def first_step_report(results: Path, names: list[str]) -> str:
+    """Per refiner: mean [95 % bootstrap interval] of each first-step statistic over the val utterances."""
+    import csv
+
+    from ebtk.metrics.stats import bootstrap_interval
+
+    lines = ["| refiner | n | cos(s(Ŷ), Y − Ŷ) | ‖s(Ŷ)‖ / ‖Y − Ŷ‖ | best η ⟨s, r⟩/‖s‖² "
+             "| mel MSE removed by the best step |", "|---|---|---|---|---|---|"]
+    for name in names:
+        path = results / "raw" / f"{name}.first-step.val.csv"
+        if not path.is_file():
+            continue
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        cells = []
+        for k in FIRST_STEP:
+            iv = bootstrap_interval([float(r[k]) for r in rows])
+            cells.append(f"{iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}]")
+        lines.append(f"| {name} | {len(rows)} | " + " | ".join(cells) + " |")
+    lines += ["", "Val split, teacher-forced (the hypothesis is frame-aligned with the reference mel Y); r = Y − Ŷ on "
+              "the raw log-mel. A refiner whose first step points at the reference has cos near 1; norm ratio 1 "
+              "means η = 1 has the right length, and best η is the step size that would. Intervals: 95 % "
+              "percentile bootstrap over utterances."]
+    return "\n".join(lines)
+
+
 def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: list[tuple[int, float]]) -> None:
     """Val grid, choice, test rows of one refiner. The hypothesis (and on test the vocoded reference) is the
     same for every refiner of the acoustic run: scored once, into raw/base.*.csv."""
@@ -165,6 +213,7 @@ def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: lis
     from ebtk.tts.evaluate import choose_setting, per_utterance_csv, score_systems
 
     synth = Synthesizer(bundle_from_run(run))
+    first_step(synth, name, inputs, results)
     for cond in CONDITIONS:
         for split in ("val", "test"):
             base = raw_path(results, BASE, cond, split)
@@ -421,6 +470,7 @@ def main() -> None:
                     inputs = SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
                 evaluate_refiner(run, name, inputs, results, grid)
             atomic_write_text(results / "table.md", report(results, names) + "\n")
+            atomic_write_text(results / "first_step.md", first_step_report(results, names) + "\n")
         if a.fm:
             with claim(out / f"{FM}.lock") as mine:
                 if mine:
@@ -436,6 +486,7 @@ def main() -> None:
                     log("fm: another copy has it")
     table = report(results, names)
     atomic_write_text(results / "table.md", table + "\n")
+    atomic_write_text(results / "first_step.md", first_step_report(results, names) + "\n")
     print(table)
 
 

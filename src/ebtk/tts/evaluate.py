@@ -415,6 +415,35 @@ def fm_mels(synth: Any, utts: list[EvalUtterance], n_steps: tuple[int, ...], con
     return out
 
 
+def first_step_alignment(synth: Any, utts: list[EvalUtterance]) -> list[dict[str, Any]]:
+    """How a refiner's first step s(Ŷ) relates to the residual r = Y − Ŷ it should remove, per teacher-forced
+    utterance (the hypothesis is frame-aligned with the reference mel Y), on valid frames:
+
+    * ``cos``: cosine of s(Ŷ) and r (1: the step points at the reference);
+    * ``norm_ratio``: ‖s(Ŷ)‖ / ‖r‖ (1: one step of η = 1 has the right length);
+    * ``eta_star``: ⟨s, r⟩ / ‖s‖², the step size that brings Ŷ + η·s closest to Y (mel MSE);
+    * ``mse_gain``: 1 − min_η ‖r − η s‖² / ‖r‖² = cos² (the share of the mel MSE one best step removes).
+
+    No vocoding: a diagnostic of *where* a refiner's training put its score field, cheap enough for every run."""
+    from ebtk.energy import score_of
+
+    if synth.refiner is None:
+        raise EbtkError("first_step_alignment needs a refiner bundle")
+    out = []
+    for u in utts:
+        if u.hyp is None or u.hyp.shape != u.mel.shape:
+            raise EbtkError(f"utterance {u.id} has no frame-aligned teacher-forced hypothesis")
+        hyp = u.hyp.float()[None].to(synth.device)
+        cond = {"hyp": hyp, **({"text": u.text.float()[None].to(synth.device)} if synth.text_cond else {})}
+        sv = score_of(synth.refiner, hyp, cond).detach()[0].double().flatten().cpu()
+        rv = (u.mel.double() - u.hyp.double()).flatten()
+        dot, ss, rr = float(sv @ rv), float(sv @ sv), float(rv @ rv)
+        cos = dot / math.sqrt(max(ss * rr, 1e-300))
+        out.append({"id": u.id, "cos": cos, "norm_ratio": math.sqrt(ss / max(rr, 1e-300)),
+                    "eta_star": dot / max(ss, 1e-300), "mse_gain": cos * cos})
+    return out
+
+
 def score_systems(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, float]], *,
                   condition: str = "from-text", reference: bool = False, hypothesis: bool = True,
                   tag: str = "", dnsmos: bool = True) -> list[dict[str, Any]]:
