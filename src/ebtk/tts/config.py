@@ -27,12 +27,12 @@ class TTSData:
     training crop in frames (a multiple of 4 suits the U-Net)."""
 
     path: str = ""
-    n_utts: int = 16
+    n_utts: int = 2400
     engine: str = "flite"
     seed: int = 0
-    n_val: int = 2
-    n_test: int = 2
-    crop: int = 64
+    n_val: int = 50
+    n_test: int = 100
+    crop: int = 128
     # "k/n": an acoustic / fm run trains on part k of n of the training split only (`train_part_of`), e.g. the
     # two models whose hypotheses of the part they did not see are out-of-fold (acoustic.hyp_remedy=oof)
     train_part: str = ""
@@ -75,9 +75,9 @@ class TTSModel:
     multipliers; text_cond adds the acoustic model's aligned prior means as a second condition."""
 
     kind: str = "score"
-    channels: int = 32
-    mults: list[int] = field(default_factory=lambda: [1, 2])
-    text_cond: bool = False
+    channels: int = 64
+    mults: list[int] = field(default_factory=lambda: [1, 2, 4])
+    text_cond: bool = True
 
     def validate(self) -> None:
         if self.kind not in ("score", "energy"):
@@ -94,6 +94,10 @@ class TTSAcoustic(AcousticConfig):
     encoder, and `freeze=true` keeps them fixed and trains the decoder alone); hyp_remedy: dropout | noise |
     none | dropout-fresh | oof (see ebtk.tasks.tts); hyp_noise: std for `noise`."""
 
+    # the recipe's acoustic model (AcousticConfig's own defaults are a smaller model for library use)
+    channels: int = 192
+    enc_layers: int = 4
+    dec_layers: int = 6
     checkpoint: str = ""
     hyp_remedy: str = "dropout"
     hyp_noise: float = 0.1
@@ -144,8 +148,8 @@ class TTSEval:
     """n_test: test utterances evaluated; steps × step_sizes: the refinement table; fm_steps: Euler
     steps of the FM baseline; dnsmos: compute DNSMOS; n_wavs: utterances written as wavs."""
 
-    n_test: int = 2
-    steps: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 100])
+    n_test: int = 100
+    steps: list[int] = field(default_factory=lambda: [1, 2])
     step_sizes: list[float] = field(default_factory=lambda: [0.5, 1.0])
     fm_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 10])
     dnsmos: bool = True
