@@ -1,0 +1,98 @@
+"""benchmarks/tts_study2.py's bookkeeping on hand-made per-utterance files: val choice → test row, the seed
+spread, FM rows, and the claim locks that let several copies share the work."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench_fixtures import load_benchmark
+
+S = load_benchmark("tts_study2")
+IDS = [f"u{i}" for i in range(6)]
+
+
+def _write(results: Path, name: str, cond: str, split: str, rows: list[dict]) -> None:
+    from ebtk.io import atomic_write_text
+    from ebtk.tts.evaluate import per_utterance_csv
+
+    atomic_write_text(S.raw_path(results, name, cond, split), per_utterance_csv(rows))
+
+
+def _rows(system: str, k: int | None, eta: float | None, mcd: list[float], dns: float = 2.0) -> list[dict]:
+    return [{"id": i, "system": system, "steps": k, "step_size": eta, "mcd": m, "logf0_rmse": 0.2, "vuv": 0.1,
+             "dnsmos": dns, "mel_mse": None} for i, m in zip(IDS, mcd)]
+
+
+HYP = [5.0, 5.2, 4.8, 5.1, 4.9, 5.0]
+
+
+def _study(results: Path, shifts: dict[str, float]) -> None:
+    """Base rows for both conditions; per refiner, val prefers 2 × η 0.5 and test moves MCD by its shift."""
+    for cond in S.CONDITIONS:
+        _write(results, S.BASE, cond, "val", _rows("hypothesis", 0, None, HYP))
+        _write(results, S.BASE, cond, "test", _rows("vocoded reference", None, None, [4.0] * 6)
+               + _rows("hypothesis", 0, None, HYP))
+        for name, shift in shifts.items():
+            _write(results, name, cond, "val", _rows("refined", 1, 1.0, [m - 0.05 for m in HYP])
+                   + _rows("refined", 2, 0.5, [m - 0.1 for m in HYP]))
+            _write(results, name, cond, "test", _rows("refined", 2, 0.5, [m + shift for m in HYP])
+                   + _rows("refined", 1, 1.0, [m + 1.0 for m in HYP]))
+
+
+def test_table_marks_the_val_choice_and_the_share_of_the_gap(tmp_path: Path):
+    _study(tmp_path, {"delta": -0.25})
+    table = S.report(tmp_path, ["delta"])
+    chosen = [ln for ln in table.splitlines() if ln.startswith("| delta | 2 × η 0.5 | **yes**")]
+    assert len(chosen) == 2  # both conditions
+    # the hypothesis → reference gap is mean(HYP) − 4 = 1.0 dB; −0.25 dB closes a quarter of it
+    assert "| -0.250 [-0.250, -0.250] | +25.0 % |" in chosen[0]
+    assert any(ln.startswith("| delta | 1 × η 1 |  |") and "-100.0 %" in ln for ln in table.splitlines())
+
+
+def test_seed_spread_is_a_t_interval_over_the_seed_means(tmp_path: Path):
+    shifts = {"delta": -0.1, "delta-s1": -0.2, "delta-s2": -0.3}
+    _study(tmp_path, shifts)
+    line = next(ln for ln in S.seeds_report(tmp_path).splitlines() if ln.startswith("| delta | from-text"))
+    # mean −0.2, sd 0.1, t_{0.975, 2} = 4.3027: half-width 4.3027 · 0.1 / √3 = 0.2484
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)
+    assert f"| -0.200 | -0.300 – -0.100 | [{-0.2 - half:+.3f}, {-0.2 + half:+.3f}] |" in line
+    assert "delta-s1: 2 × η 0.5, -0.200" in line
+
+
+def test_fm_rows_pair_with_the_acoustic_hypothesis(tmp_path: Path):
+    _study(tmp_path, {})
+    for cond in S.CONDITIONS:
+        _write(tmp_path, S.FM, cond, "val", _rows("flow matching", 4, None, [m + 0.5 for m in HYP])
+               + _rows("flow matching", 10, None, [m + 0.3 for m in HYP]))
+        _write(tmp_path, S.FM, cond, "test", _rows("flow matching", 10, None, [m + 0.4 for m in HYP]))
+    fm = [ln for ln in S.report(tmp_path, []).splitlines() if ln.startswith("| fm |")]
+    assert len(fm) == 2 and all(ln.startswith("| fm | 10 Euler steps | **yes** |") for ln in fm)
+    assert all("| +0.400 [+0.400, +0.400] | -40.0 % |" in ln for ln in fm)
+
+
+def test_claim_is_exclusive_while_held_and_taken_over_from_a_dead_holder(tmp_path: Path):
+    lock = tmp_path / "x.lock"
+    with S.claim(lock) as mine:
+        assert mine and lock.read_text() == str(os.getpid())
+        with S.claim(lock) as again:
+            assert not again  # this process holds it: a second claim waits its turn
+    assert not lock.exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    lock.write_text(dead)  # a crashed copy's claim
+    with S.claim(lock) as mine:
+        assert mine and lock.read_text() == str(os.getpid())
+
+
+@pytest.mark.parametrize("bad", ["", "not a pid"])
+def test_unreadable_claim_is_taken_over(tmp_path: Path, bad: str):
+    lock = tmp_path / "x.lock"
+    lock.write_text(bad)
+    with S.claim(lock) as mine:
+        assert mine
