@@ -164,7 +164,7 @@ def study_rows(results: Path, name: str, condition: str, split: str) -> list[dic
             *read_per_utterance_csv(raw_path(results, name, condition, split))]
 
 
-FIRST_STEP = ("cos", "norm_ratio", "eta_star", "mse_gain")
+FIRST_STEP = ("cos", "norm_ratio", "eta_star", "mse_gain", "gv_hyp", "gv_step")
 
 
 def first_step(synth: Any, name: str, inputs: Any, results: Path) -> None:
@@ -193,7 +193,8 @@ def first_step_report(results: Path, names: list[str]) -> str:
     from ebtk.metrics.stats import bootstrap_interval
 
     lines = ["| refiner | n | cos(s(Ŷ), Y − Ŷ) | ‖s(Ŷ)‖ / ‖Y − Ŷ‖ | best η ⟨s, r⟩/‖s‖² "
-             "| mel MSE removed by the best step |", "|---|---|---|---|---|---|"]
+             "| mel MSE removed by the best step | GV ratio of Ŷ | GV ratio after 1 step (η 1) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name in names:
         path = results / "raw" / f"{name}.first-step.val.csv"
         if not path.is_file():
@@ -207,8 +208,9 @@ def first_step_report(results: Path, names: list[str]) -> str:
         lines.append(f"| {name} | {len(rows)} | " + " | ".join(cells) + " |")
     lines += ["", "Val split, teacher-forced (the hypothesis is frame-aligned with the reference mel Y); r = Y − Ŷ on "
               "the raw log-mel. A refiner whose first step points at the reference has cos near 1; norm ratio 1 "
-              "means η = 1 has the right length, and best η is the step size that would. Intervals: 95 % "
-              "percentile bootstrap over utterances."]
+              "means η = 1 has the right length, and best η is the step size that would. GV ratio: mean over mel "
+              "bins of the std over frames relative to the reference's (1: the reference's global variance; "
+              "below 1: over-smoothed). Intervals: 95 % percentile bootstrap over utterances."]
     return "\n".join(lines)
 
 

@@ -48,8 +48,10 @@ def test_the_exact_delta_field_points_at_the_reference_with_the_right_length():
     g = torch.Generator().manual_seed(0)
     hyp, ref = torch.randn(80, T, generator=g), torch.randn(80, T, generator=g)
     (row,) = first_step_alignment(_synth(Exact(ref[None])), [_utt(hyp, ref)])
-    for k in ("cos", "norm_ratio", "eta_star", "mse_gain"):
+    for k in ("cos", "norm_ratio", "eta_star", "mse_gain", "gv_step"):  # one step lands on Y
         assert row[k] == pytest.approx(1.0, abs=1e-7)  # float32 model output (observed 2.4e-9)
+    h, r = hyp.double().numpy(), ref.double().numpy()
+    assert row["gv_hyp"] == pytest.approx(np.mean(h.std(1, ddof=1) / r.std(1, ddof=1)), rel=1e-12)
 
 
 def test_a_precision_weighted_field_needs_a_shorter_step_by_hand():

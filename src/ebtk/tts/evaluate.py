@@ -422,7 +422,9 @@ def first_step_alignment(synth: Any, utts: list[EvalUtterance]) -> list[dict[str
     * ``cos``: cosine of s(Ŷ) and r (1: the step points at the reference);
     * ``norm_ratio``: ‖s(Ŷ)‖ / ‖r‖ (1: one step of η = 1 has the right length);
     * ``eta_star``: ⟨s, r⟩ / ‖s‖², the step size that brings Ŷ + η·s closest to Y (mel MSE);
-    * ``mse_gain``: 1 − min_η ‖r − η s‖² / ‖r‖² = cos² (the share of the mel MSE one best step removes).
+    * ``mse_gain``: 1 − min_η ‖r − η s‖² / ‖r‖² = cos² (the share of the mel MSE one best step removes);
+    * ``gv_hyp`` / ``gv_step``: the global variance ratio mean_d σ_d(X) / σ_d(Y) (σ_d: the std over frames of
+      mel bin d) of X = Ŷ and of X = Ŷ + s(Ŷ) (one step at η = 1): below 1 is over-smoothed.
 
     No vocoding: a diagnostic of *where* a refiner's training put its score field, cheap enough for every run."""
     from ebtk.energy import score_of
@@ -435,12 +437,16 @@ def first_step_alignment(synth: Any, utts: list[EvalUtterance]) -> list[dict[str
             raise EbtkError(f"utterance {u.id} has no frame-aligned teacher-forced hypothesis")
         hyp = u.hyp.float()[None].to(synth.device)
         cond = {"hyp": hyp, **({"text": u.text.float()[None].to(synth.device)} if synth.text_cond else {})}
-        sv = score_of(synth.refiner, hyp, cond).detach()[0].double().flatten().cpu()
-        rv = (u.mel.double() - u.hyp.double()).flatten()
+        step = score_of(synth.refiner, hyp, cond).detach()[0].cpu().double()
+        y, yh = u.mel.double(), u.hyp.double()
+        sv, rv = step.flatten(), (y - yh).flatten()
         dot, ss, rr = float(sv @ rv), float(sv @ sv), float(rv @ rv)
         cos = dot / math.sqrt(max(ss * rr, 1e-300))
+        ref_sd = y.std(1).clamp_min(1e-8)
         out.append({"id": u.id, "cos": cos, "norm_ratio": math.sqrt(ss / max(rr, 1e-300)),
-                    "eta_star": dot / max(ss, 1e-300), "mse_gain": cos * cos})
+                    "eta_star": dot / max(ss, 1e-300), "mse_gain": cos * cos,
+                    "gv_hyp": float((yh.std(1) / ref_sd).mean()),
+                    "gv_step": float(((yh + step).std(1) / ref_sd).mean())})
     return out
 
 
