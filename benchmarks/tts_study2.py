@@ -167,23 +167,26 @@ def study_rows(results: Path, name: str, condition: str, split: str) -> list[dic
 FIRST_STEP = ("cos", "norm_ratio", "eta_star", "mse_gain", "gv_hyp", "gv_step")
 
 
-def first_step(synth: Any, name: str, inputs: Any, results: Path) -> None:
-    """The refiner's first step s(Ŷ) against the residual Y − Ŷ on the val utterances (teacher-forced, no
-    vocoding): `raw/<name>.first-step.val.csv` (see `ebtk.tts.evaluate.first_step_alignment`)."""
+def first_step(synth: Any, name: str, inputs: Any, results: Path, n_train: int = 50) -> None:
+    """The refiner's first step s(Ŷ) against the residual Y − Ŷ, teacher-forced, no vocoding (see
+    `ebtk.tts.evaluate.first_step_alignment`): on the val utterances (`raw/<name>.first-step.val.csv`) and on
+    the first `n_train` training utterances with their clean hypotheses (`….first-step.train.csv`), whose
+    difference shows how far the refiner's field generalises beyond the utterances it trained on."""
     import csv
     import io
 
     from ebtk.io import atomic_write_text
     from ebtk.tts.evaluate import first_step_alignment
 
-    path = results / "raw" / f"{name}.first-step.val.csv"
-    if path.is_file():
-        return
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["id", *FIRST_STEP], lineterminator="\n")
-    w.writeheader()
-    w.writerows(first_step_alignment(synth, inputs.utterances("val")))
-    atomic_write_text(path, buf.getvalue())
+    for split, n in (("val", None), ("train", n_train)):
+        path = results / "raw" / f"{name}.first-step.{split}.csv"
+        if path.is_file():
+            continue
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["id", *FIRST_STEP], lineterminator="\n")
+        w.writeheader()
+        w.writerows(first_step_alignment(synth, inputs.utterances(split, n)))
+        atomic_write_text(path, buf.getvalue())
 
 
 def first_step_report(results: Path, names: list[str]) -> str:
@@ -192,25 +195,27 @@ def first_step_report(results: Path, names: list[str]) -> str:
 
     from ebtk.metrics.stats import bootstrap_interval
 
-    lines = ["| refiner | n | cos(s(Ŷ), Y − Ŷ) | ‖s(Ŷ)‖ / ‖Y − Ŷ‖ | best η ⟨s, r⟩/‖s‖² "
+    lines = ["| refiner | split | n | cos(s(Ŷ), Y − Ŷ) | ‖s(Ŷ)‖ / ‖Y − Ŷ‖ | best η ⟨s, r⟩/‖s‖² "
              "| mel MSE removed by the best step | GV ratio of Ŷ | GV ratio after 1 step (η 1) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
-        path = results / "raw" / f"{name}.first-step.val.csv"
-        if not path.is_file():
-            continue
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        cells = []
-        for k in FIRST_STEP:
-            iv = bootstrap_interval([float(r[k]) for r in rows])
-            cells.append(f"{iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}]")
-        lines.append(f"| {name} | {len(rows)} | " + " | ".join(cells) + " |")
-    lines += ["", "Val split, teacher-forced (the hypothesis is frame-aligned with the reference mel Y); r = Y − Ŷ on "
-              "the raw log-mel. A refiner whose first step points at the reference has cos near 1; norm ratio 1 "
-              "means η = 1 has the right length, and best η is the step size that would. GV ratio: mean over mel "
-              "bins of the std over frames relative to the reference's (1: the reference's global variance; "
-              "below 1: over-smoothed). Intervals: 95 % percentile bootstrap over utterances."]
+        for split in ("val", "train"):
+            path = results / "raw" / f"{name}.first-step.{split}.csv"
+            if not path.is_file():
+                continue
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            cells = []
+            for k in FIRST_STEP:
+                iv = bootstrap_interval([float(r[k]) for r in rows])
+                cells.append(f"{iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}]")
+            lines.append(f"| {name} | {split} | {len(rows)} | " + " | ".join(cells) + " |")
+    lines += ["", "Teacher-forced (the hypothesis is frame-aligned with the reference mel Y): the val utterances, and "
+              "the first 50 training utterances with their clean hypotheses; r = Y − Ŷ on the raw log-mel. A "
+              "refiner whose first step points at the reference has cos near 1; norm ratio 1 means η = 1 has the "
+              "right length, and best η is the step size that would. GV ratio: mean over mel bins of the std "
+              "over frames relative to the reference's (1: the reference's global variance; below 1: "
+              "over-smoothed). Intervals: 95 % percentile bootstrap over utterances."]
     return "\n".join(lines)
 
 
@@ -471,13 +476,52 @@ def seeds_report(results: Path) -> str:
     return "\n".join(lines)
 
 
-def write_reports(results: Path, names: list[str]) -> str:
+RESUME = ("OMP_NUM_THREADS=1 python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --out runs/tts2 "
+          "--results results/tts/v2 --set train.threads=1 --refiners NAMES [--fm]   # one copy per core")
+
+
+def status_report(results: Path, out: Path, names: list[str]) -> str:
+    """Which stages have landed (from the result files; training progress from `out` when it is here)."""
+    import datetime
+
+    def mark(path: Path) -> str:
+        return "done" if path.is_file() else "–"
+
+    def trained(run: Path) -> str:
+        m = run / "metrics.json"
+        if m.is_file():
+            return f"{json.loads(m.read_text()).get('steps')} steps"
+        ck = run / "checkpoint.pt"
+        if ck.is_file():
+            from ebtk.train.checkpoint import load_checkpoint
+
+            return f"at step {load_checkpoint(ck).get('step')}"
+        return "–"
+
+    shown = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out
+    lines = [f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC from the files in this folder "
+             f"(training state from {shown}/ where present).", "",
+             "| refiner | trained | first step | teacher-forced val / test | from text val / test |",
+             "|---|---|---|---|---|"]
+    for name in [*names, FM]:
+        fs = results / "raw" / f"{name}.first-step.val.csv"
+        tf = " / ".join(mark(raw_path(results, name, "teacher-forced", sp)) for sp in ("val", "test"))
+        ft = " / ".join(mark(raw_path(results, name, "from-text", sp)) for sp in ("val", "test"))
+        lines.append(f"| {name} | {trained(out / name)} | {mark(fs) if name != FM else 'n/a'} | {tf} | {ft} |")
+    curve = sorted((results / "raw" / "fm-curve").glob("*.csv"))
+    lines += ["", f"FM learning curve: {len(curve)} snapshot(s) scored.", "", "Resume (every stage resumes; "
+              "copies running at once claim different refiners):", "", "```", RESUME, "```"]
+    return "\n".join(lines)
+
+
+def write_reports(results: Path, names: list[str], out: Path) -> str:
     from ebtk.io import atomic_write_text
 
     table = report(results, names)
     atomic_write_text(results / "table.md", table + "\n")
     atomic_write_text(results / "first_step.md", first_step_report(results, names) + "\n")
     atomic_write_text(results / "seeds.md", seeds_report(results) + "\n")
+    atomic_write_text(results / "STATUS.md", status_report(results, out, names) + "\n")
     return table
 
 
@@ -521,7 +565,7 @@ def main() -> None:
 
                     inputs = SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
                 evaluate_refiner(run, name, inputs, results, grid)
-            write_reports(results, names)
+            write_reports(results, names, out)
         if a.fm:
             with claim(out / f"{FM}.lock") as mine:
                 if mine:
@@ -535,7 +579,7 @@ def main() -> None:
                     atomic_write_text(results / "fm_curve.md", fm_curve_report(results, budget) + "\n")
                 else:
                     log("fm: another copy has it")
-    print(write_reports(results, names))
+    print(write_reports(results, names, out))
 
 
 if __name__ == "__main__":

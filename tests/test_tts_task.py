@@ -330,7 +330,10 @@ def test_fm_study_scoring_from_text_and_teacher_forced_and_from_a_snapshot(acous
                                        f"acoustic.checkpoint={acoustic_run[0]}", "acoustic.freeze=true"],
           progress=False)
     synth = Synthesizer(bundle_from_run(out))
-    utts = SplitUtterances(acoustic_run[0], synth, teacher_forced=True).utterances("test")
+    split = SplitUtterances(acoustic_run[0], synth, teacher_forced=True)
+    utts = split.utterances("test")
+    train_ids = list(split.hyps["splits"]["train"])
+    assert [u.id for u in split.utterances("train", 2)] == train_ids[:2] and len(train_ids) > 2
     for cond in ("from-text", "teacher-forced"):
         sets = group_rows(score_systems(synth, utts, [(1, 1.0), (2, 1.0)], condition=cond, dnsmos=False))
         assert sorted(sets) == [(FM_SYSTEM, 1, None), (FM_SYSTEM, 2, None)]

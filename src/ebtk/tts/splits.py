@@ -33,14 +33,15 @@ class SplitUtterances:
         self.task = build_task(load_checkpoint(run / "checkpoint.pt")["config"], run)
         self.synth = synth
         self.teacher_forced = teacher_forced
-        self._cache: dict[str, list[EvalUtterance]] = {}
+        self._cache: dict[tuple[str, int | None], list[EvalUtterance]] = {}
 
-    def utterances(self, split: str) -> list[EvalUtterance]:
+    def utterances(self, split: str, n: int | None = None) -> list[EvalUtterance]:
+        """The split's utterances (its first `n` only, when given: e.g. a sample of the training split)."""
         from ebtk.tts.audio import load_wav, mel_spectrogram
 
-        if split not in self._cache:
+        if (split, n) not in self._cache:
             items = self.task.items()
-            ids = list(self.hyps["splits"][split])
+            ids = list(self.hyps["splits"][split])[:n]
             encoded, errors = self.synth.encode_lines([items[i][0] for i in ids])
             if errors:
                 raise EbtkError(f"{split} texts the front end cannot speak: {errors}")
@@ -51,5 +52,5 @@ class SplitUtterances:
                          if self.teacher_forced else {})
                 out.append(EvalUtterance(id=uid, wav=wav, mel=mel_spectrogram(torch.from_numpy(wav)),
                                          phonemes=torch.tensor(ph, dtype=torch.long), **extra))
-            self._cache[split] = out
-        return self._cache[split]
+            self._cache[(split, n)] = out
+        return self._cache[(split, n)]
