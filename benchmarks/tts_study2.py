@@ -152,6 +152,35 @@ def train_refiner(run: Path, name: str, acoustic: Path, steps: int, extra: list[
           progress=sys.stderr.isatty())
 
 
+def export_curve(run: Path, name: str, results: Path) -> None:
+    """The run's TensorBoard training scalars (loss and the objective's terms, per logged step) as
+    `raw/<name>.train-curve.csv`: how each objective behaved while it trained (e.g. a loss without a floor)."""
+    import csv
+    import io
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ebtk.io import atomic_write_text
+
+    path = results / "raw" / f"{name}.train-curve.csv"
+    if path.is_file() or not (run / "tb").is_dir():
+        return
+    ea = EventAccumulator(str(run / "tb"))
+    ea.Reload()
+    tags = sorted(t for t in ea.Tags()["scalars"] if t.startswith("train/"))
+    table: dict[int, dict[str, float]] = {}
+    for t in tags:
+        for e in ea.Scalars(t):
+            table.setdefault(e.step, {})[t.removeprefix("train/")] = e.value
+    cols = [t.removeprefix("train/") for t in tags]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", *cols])
+    for step in sorted(table):
+        w.writerow([step, *(f"{table[step][c]:.6g}" if c in table[step] else "" for c in cols)])
+    atomic_write_text(path, buf.getvalue())
+
+
 def raw_path(results: Path, name: str, condition: str, split: str) -> Path:
     return results / "raw" / f"{name}.{condition}.{split}.csv"
 
@@ -227,6 +256,7 @@ def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: lis
     from ebtk.tts.evaluate import choose_setting, per_utterance_csv, score_systems
 
     synth = Synthesizer(bundle_from_run(run))
+    export_curve(run, name, results)
     first_step(synth, name, inputs, results)
     for cond in CONDITIONS:
         for split in ("val", "test"):

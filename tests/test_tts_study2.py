@@ -96,3 +96,19 @@ def test_unreadable_claim_is_taken_over(tmp_path: Path, bad: str):
     lock.write_text(bad)
     with S.claim(lock) as mine:
         assert mine
+
+
+def test_training_curve_is_exported_from_tensorboard(tmp_path: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = tmp_path / "run"
+    w = SummaryWriter(str(run / "tb"))
+    for step, (loss, trace) in enumerate([(1.0, -0.5), (-3.0, -4.0), (-9.5, -11.0)], start=1):
+        w.add_scalar("train/loss", loss, step * 100)
+        if step > 1:
+            w.add_scalar("train/trace", trace, step * 100)
+    w.add_scalar("eval/mcd", 5.0, 300)  # not a training scalar
+    w.close()
+    S.export_curve(run, "ssm-hyp", tmp_path)
+    lines = (tmp_path / "raw" / "ssm-hyp.train-curve.csv").read_text().splitlines()
+    assert lines == ["step,loss,trace", "100,1,", "200,-3,-4", "300,-9.5,-11"]
