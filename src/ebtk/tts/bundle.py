@@ -27,6 +27,7 @@ where batching the vocoder is no faster; either way each wav equals synthesizing
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
 from importlib import resources
@@ -255,13 +256,19 @@ class Synthesizer:
                     errors[i] = str(e)
         return ids, dict(sorted(errors.items()))
 
+    @contextlib.contextmanager
+    def seeded(self, seed: int) -> Iterator[None]:
+        """A block whose random draws (FM's noise) come from `seed`, leaving the global RNG as it was."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+
     @torch.no_grad()
     def _mels(self, phonemes: torch.Tensor, lengths: torch.Tensor | None, k: int, eta: float, ls: float,
               seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(hypothesis, final mel, mask (B, 1, T)) of phoneme ids (B, N), right-padded when `lengths`."""
         if self.kind == "fm":
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                torch.manual_seed(seed)
+            with self.seeded(seed):
                 y, _, mask = self.acoustic.infer(phonemes, lengths, ls, n_steps=k)
             return y, y, mask
         hyp, mu_y, mask = self.acoustic.infer(phonemes, lengths, ls)

@@ -408,8 +408,7 @@ def fm_mels(synth: Any, utts: list[EvalUtterance], n_steps: tuple[int, ...], con
             if condition == "from-text":
                 y = synth.mels(u.phonemes[None].to(synth.device), steps=n, seed=seed)[1][0]
             else:
-                with torch.random.fork_rng(devices=[synth.device] if synth.device.type == "cuda" else []):
-                    torch.manual_seed(seed)
+                with synth.seeded(seed):
                     y = aligned_hypotheses(synth.acoustic, [u], n_steps=n)[0]
             out[n].append(y.cpu())
     return out
@@ -461,18 +460,15 @@ def score_systems(synth: Any, utts: list[EvalUtterance], grid: list[tuple[int, f
     An fm synthesizer has no hypothesis: its rows are `FM_SYSTEM` after each k of `grid` Euler steps (η unused)."""
     if condition not in ("from-text", "teacher-forced"):
         raise EbtkError(f"condition must be from-text or teacher-forced, got {condition!r}")
+    scorer = Scorer(synth.vocoder, utts, dnsmos=dnsmos)
+    if reference:
+        scorer.score("vocoded reference", scorer.ref_mels)
     if synth.kind == "fm":  # no hypothesis to refine: the FM output after each grid k of Euler steps
-        scorer = Scorer(synth.vocoder, utts, dnsmos=dnsmos)
-        if reference:
-            scorer.score("vocoded reference", scorer.ref_mels)
         for n, mels in fm_mels(synth, utts, tuple(sorted({k for k, _ in grid})), condition).items():
             scorer.score(FM_SYSTEM + tag, mels, steps=n)
         return scorer.per_utt
     make = from_text_mels if condition == "from-text" else teacher_forced_mels
     hyps, refined = make(synth, utts, grid=grid)
-    scorer = Scorer(synth.vocoder, utts, dnsmos=dnsmos)
-    if reference:
-        scorer.score("vocoded reference", scorer.ref_mels)
     if hypothesis:
         scorer.score("hypothesis" + tag, hyps, steps=0)
     for k, eta in grid:

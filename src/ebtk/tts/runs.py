@@ -13,7 +13,7 @@ from typing import Any
 
 from ebtk.errors import EbtkError
 from ebtk.io import resolve_in
-from ebtk.train.checkpoint import CHECKPOINT
+from ebtk.train.checkpoint import CHECKPOINT, load_checkpoint
 
 CONFIG = "config.yaml"
 FRONTEND = "frontend.json"
@@ -30,8 +30,6 @@ def run_config(run_dir: str | Path) -> dict[str, Any] | None:
 def read_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config, checkpoint state) of a tts run; the checkpoint's own config when it holds one. `checkpoint`:
     another checkpoint of the run (a snapshot) instead of its latest."""
-    from ebtk.train.checkpoint import load_checkpoint
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EbtkError(f"run dir not found: {run_dir}")
