@@ -115,6 +115,12 @@ def claim(lock: Path) -> Iterator[bool]:
     yield False
 
 
+def trained_to(run: Path, steps: int) -> bool:
+    """The run finished `steps` (its metrics.json says so): its training stage is done."""
+    m = run / "metrics.json"
+    return m.is_file() and json.loads(m.read_text()).get("steps") == steps
+
+
 def fold_runs(out: Path, acoustic: Path) -> list[Path]:
     """The two acoustic runs of the out-of-fold ablation: the acoustic run's config and steps, each trained
     on one half of the training split (`data.train_part`), trained here if not finished."""
@@ -126,8 +132,7 @@ def fold_runs(out: Path, acoustic: Path) -> list[Path]:
     runs = []
     for k in (0, 1):
         run = out / f"acoustic-part{k}of2"
-        m = run / "metrics.json"
-        if not (m.is_file() and json.loads(m.read_text()).get("steps") == steps):
+        if not trained_to(run, steps):
             log(f"{run.name}: training the acoustic model on part {k}/2 to {steps} steps")
             train("tts", "acoustic", run, config_file=str(CONFIG),
                   overrides=[f"data.train_part={k}/2", f"train.steps={steps}", "train.ckpt_every=100",
@@ -140,8 +145,7 @@ def fold_runs(out: Path, acoustic: Path) -> list[Path]:
 def train_refiner(run: Path, name: str, acoustic: Path, steps: int, extra: list[str]) -> None:
     from ebtk.train.trainer import train
 
-    m = run / "metrics.json"
-    if m.is_file() and json.loads(m.read_text()).get("steps") == steps:
+    if trained_to(run, steps):
         return
     objective, overrides = REFINERS[name]
     if name == "delta-oof":
@@ -185,12 +189,27 @@ def raw_path(results: Path, name: str, condition: str, split: str) -> Path:
     return results / "raw" / f"{name}.{condition}.{split}.csv"
 
 
+def first_step_path(results: Path, name: str, split: str) -> Path:
+    return results / "raw" / f"{name}.first-step.{split}.csv"
+
+
 def study_rows(results: Path, name: str, condition: str, split: str) -> list[dict[str, Any]]:
     """A refiner's per-utterance rows with the shared ones (hypothesis; vocoded reference on test)."""
     from ebtk.tts.evaluate import read_per_utterance_csv
 
     return [*read_per_utterance_csv(raw_path(results, BASE, condition, split)),
             *read_per_utterance_csv(raw_path(results, name, condition, split))]
+
+
+def chosen_rows(results: Path, name: str, cond: str, split: str) -> tuple[int, float, dict, dict]:
+    """A refiner's val-chosen (steps, η) in `cond`, and on `split` {id: row} of that setting and of the
+    hypothesis (the hypothesis itself when the choice is 0 steps)."""
+    from ebtk.tts.evaluate import choose_setting, group_rows
+
+    k, e = choose_setting(study_rows(results, name, cond, "val"), TIE_DB)
+    sets = group_rows(study_rows(results, name, cond, split))
+    hyp = sets[("hypothesis", 0, None)]
+    return k, e, hyp if k == 0 else sets[("refined", k, e)], hyp
 
 
 FIRST_STEP = ("cos", "norm_ratio", "eta_star", "mse_gain", "gv_hyp", "gv_step")
@@ -208,7 +227,7 @@ def first_step(synth: Any, name: str, inputs: Any, results: Path, n_train: int =
     from ebtk.tts.evaluate import first_step_alignment
 
     for split, n in (("val", None), ("train", n_train)):
-        path = results / "raw" / f"{name}.first-step.{split}.csv"
+        path = first_step_path(results, name, split)
         if path.is_file():
             continue
         buf = io.StringIO()
@@ -229,7 +248,7 @@ def first_step_report(results: Path, names: list[str]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         for split in ("val", "train"):
-            path = results / "raw" / f"{name}.first-step.{split}.csv"
+            path = first_step_path(results, name, split)
             if not path.is_file():
                 continue
             with open(path, newline="") as f:
@@ -336,8 +355,7 @@ def train_fm(out: Path, acoustic: Path, budget: dict[str, Any]) -> Path:
     from ebtk.train.trainer import train
 
     run, steps = out / FM, int(budget["fm_steps"])
-    m = run / "metrics.json"
-    if not (m.is_file() and json.loads(m.read_text()).get("steps") == steps):
+    if not trained_to(run, steps):
         log(f"fm: training the FM decoder on the frozen encoder to {steps} steps (the acoustic + delta budget)")
         train("tts", "fm", run, config_file=str(CONFIG),
               overrides=[f"acoustic.checkpoint={acoustic}", "acoustic.freeze=true", f"train.steps={steps}",
@@ -386,7 +404,7 @@ def evaluate_fm_run(run: Path, inputs: Any, results: Path) -> None:
 def fm_curve_report(results: Path, budget: dict[str, Any]) -> str:
     """Val MCD from text per FM snapshot, with the hypothesis and the delta refiner's val choice beside it."""
     from ebtk.metrics.stats import bootstrap_interval
-    from ebtk.tts.evaluate import choose_setting, group_rows, read_per_utterance_csv
+    from ebtk.tts.evaluate import group_rows, read_per_utterance_csv
 
     lines = ["| FM training steps | FM train seconds (this run's wall-clock) | Euler steps | n "
              "| val MCD dB (from text) |", "|---|---|---|---|---|"]
@@ -400,10 +418,8 @@ def fm_curve_report(results: Path, budget: dict[str, Any]) -> str:
     hyp = bootstrap_interval([r["mcd"] for r in base.values()])
     lines += ["", f"Acoustic hypothesis, val from text: {hyp.mean:.3f} [{hyp.lo:.3f}, {hyp.hi:.3f}] (n = {hyp.n})."]
     if raw_path(results, "delta", "from-text", "val").is_file():
-        k, e = choose_setting(study_rows(results, "delta", "from-text", "val"), TIE_DB)
-        sets = group_rows(study_rows(results, "delta", "from-text", "val"))
-        key = ("hypothesis", 0, None) if k == 0 else ("refined", k, e)
-        d = bootstrap_interval([r["mcd"] for r in sets[key].values()])
+        k, e, rows, _ = chosen_rows(results, "delta", "from-text", "val")
+        d = bootstrap_interval([r["mcd"] for r in rows.values()])
         lines.append(f"Delta refiner at its val choice ({k} × η {e:g}), val from text: {d.mean:.3f} "
                      f"[{d.lo:.3f}, {d.hi:.3f}].")
     ps = budget["seconds_per_step"]
@@ -477,7 +493,6 @@ def seeds_report(results: Path) -> str:
     """Per seed group and condition: each seed's val-chosen setting and its test ΔMCD vs the hypothesis
     (paired bootstrap), then the spread over seeds: min–max and a t-interval over the seed means (n = 3)."""
     from ebtk.metrics.stats import paired_bootstrap_interval, t_interval
-    from ebtk.tts.evaluate import choose_setting, group_rows
 
     lines = ["| refiner | condition | seed runs (chosen on val: test ΔMCD dB [95 % paired bootstrap]) "
              "| mean over seeds | min – max | 95 % t-interval over seeds |", "|---|---|---|---|---|---|"]
@@ -488,10 +503,7 @@ def seeds_report(results: Path) -> str:
                 val, test = raw_path(results, name, cond, "val"), raw_path(results, name, cond, "test")
                 if not (val.is_file() and test.is_file()):
                     continue
-                k, e = choose_setting(study_rows(results, name, cond, "val"), TIE_DB)
-                sets = group_rows(study_rows(results, name, cond, "test"))
-                hyp = sets[("hypothesis", 0, None)]
-                rows = hyp if k == 0 else sets[("refined", k, e)]
+                k, e, rows, hyp = chosen_rows(results, name, cond, "test")
                 ids = sorted(hyp)
                 iv = paired_bootstrap_interval([rows[i]["mcd"] for i in ids], [hyp[i]["mcd"] for i in ids])
                 cells.append(f"{name}: {k} × η {e:g}, {iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]")
@@ -534,7 +546,7 @@ def status_report(results: Path, out: Path, names: list[str]) -> str:
              "| refiner | trained | first step | teacher-forced val / test | from text val / test |",
              "|---|---|---|---|---|"]
     for name in [*names, FM]:
-        fs = results / "raw" / f"{name}.first-step.val.csv"
+        fs = first_step_path(results, name, "val")
         tf = " / ".join(mark(raw_path(results, name, "teacher-forced", sp)) for sp in ("val", "test"))
         ft = " / ".join(mark(raw_path(results, name, "from-text", sp)) for sp in ("val", "test"))
         lines.append(f"| {name} | {trained(out / name)} | {mark(fs) if name != FM else 'n/a'} | {tf} | {ft} |")
