@@ -6,6 +6,9 @@ import torch
 from ebtk.errors import EbtkError
 from ebtk.train.checkpoint import load_checkpoint, save_checkpoint
 
+TOY = ["train.batch_size=16", "data.n_test=256", "eval.grid=40", "eval.n_samples=64", "eval.sample_steps=5",
+       "train.device=cpu"]
+
 
 def test_roundtrip_and_atomic_replace(tmp_path: Path):
     p = tmp_path / "checkpoint.pt"
@@ -58,15 +61,7 @@ def test_rerun_after_last_checkpoint_writes_missing_metrics_and_keeps_timing(tmp
     from ebtk.train.trainer import train
 
     run = tmp_path / "run"
-    over = [
-        "train.steps=4",
-        "train.batch_size=16",
-        "data.n_test=256",
-        "eval.grid=40",
-        "eval.n_samples=64",
-        "eval.sample_steps=5",
-        "train.device=cpu",
-    ]
+    over = ["train.steps=4", *TOY]
     first = train("toy2d", "dsm", run, overrides=over, progress=False)
     assert first["steps"] == 4 and first["train_seconds"] > 0
     (run / "metrics.json").unlink()
@@ -78,9 +73,6 @@ def test_rerun_after_last_checkpoint_writes_missing_metrics_and_keeps_timing(tmp
     train("toy2d", "dsm", run, overrides=over, progress=False)
     assert json.loads((run / "metrics.json").read_text())["train_seconds"] == first["train_seconds"]
 
-
-TOY = ["train.batch_size=16", "data.n_test=256", "eval.grid=40", "eval.n_samples=64", "eval.sample_steps=5",
-       "train.device=cpu"]
 
 
 def test_time_budget_ends_the_run_and_a_larger_one_extends_it(tmp_path: Path):
