@@ -267,12 +267,32 @@ def first_step_report(results: Path, names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def scored(path: Path, synth: Any, utts: list[Any], grid: list[tuple[int, float]], **kw: Any) -> None:
+    """`score_systems(synth, utts, grid, **kw)` written to `path`, one grid setting at a time into
+    raw/parts/ so a stopped session loses at most one setting's scoring. The parts, joined in grid order, are
+    byte-for-byte what one call over the whole grid writes (rows are per setting in grid order; each setting's
+    mels do not depend on the others'). An empty grid is one part (the hypothesis / reference rows)."""
+    from ebtk.io import atomic_write_text
+    from ebtk.tts.evaluate import per_utterance_csv, score_systems
+
+    parts = []
+    for setting in grid or [None]:
+        part = path.parent / "parts" / (path.stem + (f".{setting[0]}x{setting[1]:g}" if setting else "") + ".csv")
+        if not part.is_file():
+            got = score_systems(synth, utts, [setting] if setting else [], **kw)
+            atomic_write_text(part, per_utterance_csv(got))
+        parts.append(part)
+    texts = [q.read_text() for q in parts]
+    atomic_write_text(path, texts[0] + "".join(t.split("\n", 1)[1] for t in texts[1:]))
+    for q in parts:
+        q.unlink()
+
+
 def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: list[tuple[int, float]]) -> None:
     """Val grid, choice, test rows of one refiner. The hypothesis (and on test the vocoded reference) is the
     same for every refiner of the acoustic run: scored once, into raw/base.*.csv."""
-    from ebtk.io import atomic_write_text
     from ebtk.tts.bundle import Synthesizer, bundle_from_run
-    from ebtk.tts.evaluate import choose_setting, per_utterance_csv, score_systems
+    from ebtk.tts.evaluate import choose_setting
 
     synth = Synthesizer(bundle_from_run(run))
     export_curve(run, name, results)
@@ -284,23 +304,20 @@ def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: lis
                 with claim(base.with_suffix(".lock")) as mine:
                     if mine and not base.is_file():
                         log(f"hypothesis / {cond} / {split}")
-                        got = score_systems(synth, inputs.utterances(split), [], condition=cond,
-                                            reference=split == "test")
-                        atomic_write_text(base, per_utterance_csv(got))
+                        scored(base, synth, inputs.utterances(split), [], condition=cond,
+                               reference=split == "test")
                     elif not mine:
                         time.sleep(10)  # another copy is scoring the shared rows
         val = raw_path(results, name, cond, "val")
         if not val.is_file():
             log(f"{name} / {cond}: val grid ({len(grid)} settings)")
-            got = score_systems(synth, inputs.utterances("val"), grid, condition=cond, hypothesis=False)
-            atomic_write_text(val, per_utterance_csv(got))
+            scored(val, synth, inputs.utterances("val"), grid, condition=cond, hypothesis=False)
         k, e = choose_setting(study_rows(results, name, cond, "val"), TIE_DB)
         test = raw_path(results, name, cond, "test")
         if not test.is_file():
             log(f"{name} / {cond}: chosen {k} × η {e:g}; test")
             test_grid = sorted({(k, e), (1, 1.0), (100, e)} - {(0, e)})
-            got = score_systems(synth, inputs.utterances("test"), test_grid, condition=cond, hypothesis=False)
-            atomic_write_text(test, per_utterance_csv(got))
+            scored(test, synth, inputs.utterances("test"), test_grid, condition=cond, hypothesis=False)
 
 
 FM = "fm"
@@ -378,15 +395,13 @@ def evaluate_fm_run(run: Path, inputs: Any, results: Path) -> None:
         val = raw_path(results, FM, cond, "val")
         if not val.is_file():
             log(f"fm / {cond}: val grid (Euler steps {FM_GRID})")
-            got = score_systems(synth, inputs.utterances("val"), [(n, 1.0) for n in FM_GRID], condition=cond)
-            atomic_write_text(val, per_utterance_csv(got))
+            scored(val, synth, inputs.utterances("val"), [(n, 1.0) for n in FM_GRID], condition=cond)
         chosen[cond], _ = choose_setting(study_rows(results, FM, cond, "val"), TIE_DB, systems=(FM_SYSTEM,))
         test = raw_path(results, FM, cond, "test")
         if not test.is_file():
             log(f"fm / {cond}: chosen {chosen[cond]} Euler steps; test")
             grid = [(n, 1.0) for n in sorted({chosen[cond], max(FM_GRID)})]
-            got = score_systems(synth, inputs.utterances("test"), grid, condition=cond)
-            atomic_write_text(test, per_utterance_csv(got))
+            scored(test, synth, inputs.utterances("test"), grid, condition=cond)
     n = chosen["from-text"]
     for snap in sorted((run / SNAPSHOTS).glob("step-*.pt")):
         path = results / "raw" / "fm-curve" / f"{snap.stem}.from-text.val.csv"

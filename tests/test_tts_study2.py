@@ -112,3 +112,37 @@ def test_training_curve_is_exported_from_tensorboard(tmp_path: Path):
     S.export_curve(run, "ssm-hyp", tmp_path)
     lines = (tmp_path / "raw" / "ssm-hyp.train-curve.csv").read_text().splitlines()
     assert lines == ["step,loss,trace", "100,1,", "200,-3,-4", "300,-9.5,-11"]
+
+
+def test_scoring_one_setting_at_a_time_joins_to_the_one_call_file_and_resumes(tmp_path: Path, monkeypatch):
+    """`scored` splits a grid into per-setting parts (so a stopped session loses at most one setting) and
+    joins them into exactly the file one `score_systems` call over the whole grid gives; on resume only the
+    settings without a part are scored again. The scoring itself is replaced by rows that depend only on the
+    setting (the property `scored` relies on), so the test sees which settings were scored."""
+    import ebtk.tts.evaluate as ev
+
+    calls: list[list] = []
+
+    def fake_score(synth, utts, grid, **kw):
+        calls.append(list(grid))
+        rows = _rows("hypothesis", 0, None, HYP) if not grid else []
+        for k, eta in grid:
+            rows += _rows("refined", k, eta, [m - 0.01 * k * eta for m in HYP])
+        return rows
+
+    monkeypatch.setattr(ev, "score_systems", fake_score)
+    grid = [(1, 0.5), (2, 0.5), (1, 1.0)]
+    whole = ev.per_utterance_csv(fake_score(None, None, grid))
+    calls.clear()
+    path = tmp_path / "raw" / "x.from-text.val.csv"
+    # a previous session finished the second setting only
+    part = path.parent / "parts" / "x.from-text.val.2x0.5.csv"
+    part.parent.mkdir(parents=True)
+    part.write_text(ev.per_utterance_csv(fake_score(None, None, [(2, 0.5)])))
+    calls.clear()
+    S.scored(path, None, None, grid, condition="from-text")
+    assert calls == [[(1, 0.5)], [(1, 1.0)]]
+    assert path.read_text() == whole
+    assert not any(part.parent.iterdir())  # parts removed once joined
+    S.scored(tmp_path / "raw" / "base.csv", None, None, [], condition="from-text")
+    assert (tmp_path / "raw" / "base.csv").read_text() == ev.per_utterance_csv(_rows("hypothesis", 0, None, HYP))
