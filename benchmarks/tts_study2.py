@@ -491,7 +491,8 @@ def report(results: Path, names: list[str]) -> str:
                 lines.append(f"| {name} | {setting} | {chosen} | {mcd.n} | {ci(mcd, 2)} | {cells[0]} | "
                              f"{share:+.1f} % | {cells[1]} | {cells[2]} | {cells[3]} |")
             if k == 0:
-                lines.append(f"| {name} | 0 (hypothesis) | **yes** | {len(ids)} | – | 0 | 0 % | 0 | 0 | 0 |")
+                mcd = bootstrap_interval([hyp[i]["mcd"] for i in ids])  # val chose not to refine
+                lines.append(f"| {name} | 0 (hypothesis) | **yes** | {mcd.n} | {ci(mcd, 2)} | 0 | 0 % | 0 | 0 | 0 |")
         out += lines + [""]
     out.append("Test split; MCD-DTW / log-F0 RMSE / V/UV against the recording (WORLD analysis, DTW), DNSMOS OVRL. "
                "Intervals: 95 % percentile bootstrap over utterances (10 000 resamples, seed 0); Δ columns pair "

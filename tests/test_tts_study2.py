@@ -76,6 +76,17 @@ def test_fm_rows_pair_with_the_acoustic_hypothesis(tmp_path: Path):
     assert all("| +0.400 [+0.400, +0.400] | -40.0 % |" in ln for ln in fm)
 
 
+
+def test_a_refiner_val_rejects_reports_the_hypothesis_as_its_chosen_row(tmp_path: Path):
+    _study(tmp_path, {})
+    for cond in S.CONDITIONS:  # every val setting worse than the hypothesis: the choice is 0 steps
+        _write(tmp_path, "bad", cond, "val", _rows("refined", 1, 1.0, [m + 3.0 for m in HYP]))
+        _write(tmp_path, "bad", cond, "test", _rows("refined", 1, 1.0, [m + 3.0 for m in HYP]))
+    rows = [ln for ln in S.report(tmp_path, ["bad"]).splitlines() if ln.startswith("| bad | 0 (hypothesis)")]
+    # the hypothesis's own test MCD: mean(HYP) = 5.0; the bootstrap interval of HYP's mean lies within its range
+    assert len(rows) == 2 and all(ln.startswith("| bad | 0 (hypothesis) | **yes** | 6 | 5.00 [4.9") for ln in rows)
+
+
 def test_claim_is_exclusive_while_held_and_taken_over_from_a_dead_holder(tmp_path: Path):
     lock = tmp_path / "x.lock"
     with S.claim(lock) as mine:
