@@ -320,6 +320,51 @@ def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: lis
             scored(test, synth, inputs.utterances("test"), test_grid, condition=cond, hypothesis=False)
 
 
+SMALL_ETAS = (0.01, 0.03, 0.1, 0.3)  # one step each: below the shared grid's η, for score fields far too long
+
+
+def small_eta_path(results: Path, name: str) -> Path:
+    return results / "raw" / f"{name}.small-eta.teacher-forced.val.csv"
+
+
+def small_eta_probe(run: Path, name: str, inputs: Any, results: Path) -> None:
+    """A diagnostic, not a selection: one step at each of SMALL_ETAS, teacher-forced, on val. It asks whether a
+    refiner whose first step is many times the residual's length (ssm at the hypothesis: 25×) helps MCD at
+    *some* step size below the shared grid's, as the paper's SSM result would need. Test rows never use it."""
+    from ebtk.tts.bundle import Synthesizer, bundle_from_run
+
+    path = small_eta_path(results, name)
+    if not path.is_file():
+        log(f"{name}: small-η probe (teacher-forced val, 1 step at η {SMALL_ETAS})")
+        scored(path, Synthesizer(bundle_from_run(run)), inputs.utterances("val"), [(1, e) for e in SMALL_ETAS],
+               condition="teacher-forced", hypothesis=False)
+
+
+def small_eta_report(results: Path, names: list[str]) -> str:
+    """Per refiner and small η: val ΔMCD and ΔDNSMOS vs the hypothesis, paired bootstrap."""
+    from ebtk.metrics.stats import paired_bootstrap_interval
+    from ebtk.tts.evaluate import group_rows, read_per_utterance_csv
+
+    hyp = group_rows(read_per_utterance_csv(raw_path(results, BASE, "teacher-forced", "val")))
+    hyp = hyp[("hypothesis", 0, None)]
+    lines = ["| refiner | 1 step at η | n | ΔMCD dB vs hyp | ΔDNSMOS vs hyp |", "|---|---|---|---|---|"]
+    for name in names:
+        path = small_eta_path(results, name)
+        if not path.is_file():
+            continue
+        for (_, _, eta), rows in sorted(group_rows(read_per_utterance_csv(path)).items(), key=lambda x: x[0][2]):
+            cells = []
+            for m in ("mcd", "dnsmos"):
+                ids = [i for i in rows if i in hyp]
+                iv = paired_bootstrap_interval([rows[i][m] for i in ids], [hyp[i][m] for i in ids])
+                cells.append(f"{iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]")
+            lines.append(f"| {name} | {eta:g} | {iv.n} | {cells[0]} | {cells[1]} |")
+    lines += ["", "Diagnostic only (no selection uses it): one refinement step at step sizes below the shared grid "
+              "(steps {1, 2, 5} × η {0.5, 1}), teacher-forced, on the 50 val utterances. Intervals: 95 % paired "
+              "percentile bootstrap over utterances."]
+    return "\n".join(lines)
+
+
 FM = "fm"
 FM_GRID = (1, 2, 4, 10)  # Euler steps, chosen on val like a refiner's (steps, η)
 FM_SNAPSHOTS = 8  # kept checkpoints along the FM run, for its learning curve
@@ -578,9 +623,20 @@ def write_reports(results: Path, names: list[str], out: Path) -> str:
     table = report(results, names)
     atomic_write_text(results / "table.md", table + "\n")
     atomic_write_text(results / "first_step.md", first_step_report(results, names) + "\n")
+    if any(small_eta_path(results, n).is_file() for n in names):
+        atomic_write_text(results / "small_eta.md", small_eta_report(results, names) + "\n")
     atomic_write_text(results / "seeds.md", seeds_report(results) + "\n")
     atomic_write_text(results / "STATUS.md", status_report(results, out, names) + "\n")
     return table
+
+
+def split_inputs(acoustic: Path, run: Path) -> Any:
+    """The val / test / train utterances of the acoustic run's split, read through `run`'s synthesizer
+    (made once per copy: every refiner shares the acoustic model, hence the split)."""
+    from ebtk.tts.bundle import Synthesizer, bundle_from_run
+    from ebtk.tts.splits import SplitUtterances
+
+    return SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
 
 
 def main() -> None:
@@ -594,6 +650,7 @@ def main() -> None:
     ap.add_argument("--eta-grid", default="0.5,1.0")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for the refiner runs")
     ap.add_argument("--fm", action="store_true", help="also the flow-matching baseline (after the refiners)")
+    ap.add_argument("--probe", default="", help="trained refiners to run the small-η probe on (small_eta.md)")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
     from ebtk.io import atomic_write_text
@@ -604,8 +661,6 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"error: unknown refiners {unknown}; known: {', '.join(REFINERS)}")
     if not a.report_only:
-        from ebtk.tts.bundle import Synthesizer, bundle_from_run
-
         acoustic = Path(a.acoustic).resolve()
         grid = [(int(k), float(e)) for e in a.eta_grid.split(",") for k in a.steps_grid.split(",")]
         inputs = None
@@ -618,21 +673,19 @@ def main() -> None:
                     log(f"{name}: another copy has it; next")
                     continue
                 train_refiner(run, name, acoustic, a.refiner_steps, a.set)
-                if inputs is None:
-                    from ebtk.tts.splits import SplitUtterances
-
-                    inputs = SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
+                inputs = split_inputs(acoustic, run) if inputs is None else inputs
                 evaluate_refiner(run, name, inputs, results, grid)
             write_reports(results, names, out)
+        for name in [n for n in a.probe.split(",") if n]:
+            if trained_to(out / name, a.refiner_steps):
+                inputs = split_inputs(acoustic, out / name) if inputs is None else inputs
+                small_eta_probe(out / name, name, inputs, results)
         if a.fm:
             with claim(out / f"{FM}.lock") as mine:
                 if mine:
                     budget = fm_budget(out, acoustic, results)
                     run = train_fm(out, acoustic, budget)
-                    if inputs is None:
-                        from ebtk.tts.splits import SplitUtterances
-
-                        inputs = SplitUtterances(acoustic, Synthesizer(bundle_from_run(run)), teacher_forced=True)
+                    inputs = split_inputs(acoustic, run) if inputs is None else inputs
                     evaluate_fm_run(run, inputs, results)
                     atomic_write_text(results / "fm_curve.md", fm_curve_report(results, budget) + "\n")
                 else:

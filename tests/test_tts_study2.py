@@ -87,6 +87,21 @@ def test_a_refiner_val_rejects_reports_the_hypothesis_as_its_chosen_row(tmp_path
     assert len(rows) == 2 and all(ln.startswith("| bad | 0 (hypothesis) | **yes** | 6 | 5.00 [4.9") for ln in rows)
 
 
+
+def test_small_eta_probe_report_pairs_each_step_size_with_the_val_hypothesis(tmp_path: Path):
+    from ebtk.io import atomic_write_text
+    from ebtk.tts.evaluate import per_utterance_csv
+
+    _study(tmp_path, {})
+    atomic_write_text(S.small_eta_path(tmp_path, "ssm-hyp"),
+                      per_utterance_csv(_rows("refined", 1, 0.3, [m + 2.0 for m in HYP], dns=1.5)
+                                        + _rows("refined", 1, 0.01, [m - 0.02 for m in HYP], dns=2.1)))
+    lines = [ln for ln in S.small_eta_report(tmp_path, ["delta", "ssm-hyp"]).splitlines() if ln.startswith("| ssm")]
+    # sorted by η; every utterance moves by the same amount, so each paired interval is a point
+    assert lines == ["| ssm-hyp | 0.01 | 6 | -0.020 [-0.020, -0.020] | +0.100 [+0.100, +0.100] |",
+                     "| ssm-hyp | 0.3 | 6 | +2.000 [+2.000, +2.000] | -0.500 [-0.500, -0.500] |"]
+
+
 def test_claim_is_exclusive_while_held_and_taken_over_from_a_dead_holder(tmp_path: Path):
     lock = tmp_path / "x.lock"
     with S.claim(lock) as mine:
