@@ -618,6 +618,8 @@ def status_report(results: Path, out: Path, names: list[str]) -> str:
 
 
 def write_reports(results: Path, names: list[str], out: Path) -> str:
+    """Every report from the raw files. Copies pass every known refiner (`REFINERS`, in its order), not the
+    ones they run, so whichever copy writes last leaves complete tables."""
     from ebtk.io import atomic_write_text
 
     table = report(results, names)
@@ -675,7 +677,7 @@ def main() -> None:
                 train_refiner(run, name, acoustic, a.refiner_steps, a.set)
                 inputs = split_inputs(acoustic, run) if inputs is None else inputs
                 evaluate_refiner(run, name, inputs, results, grid)
-            write_reports(results, names, out)
+            write_reports(results, list(REFINERS), out)
         for name in [n for n in a.probe.split(",") if n]:
             if trained_to(out / name, a.refiner_steps):
                 inputs = split_inputs(acoustic, out / name) if inputs is None else inputs
@@ -690,7 +692,7 @@ def main() -> None:
                     atomic_write_text(results / "fm_curve.md", fm_curve_report(results, budget) + "\n")
                 else:
                     log("fm: another copy has it")
-    print(write_reports(results, names, out))
+    print(write_reports(results, list(REFINERS), out))
 
 
 if __name__ == "__main__":
