@@ -152,7 +152,8 @@ def train_refiner(run: Path, name: str, acoustic: Path, steps: int, extra: list[
         overrides = [*overrides, "acoustic.oof_runs=[" + ",".join(map(str, fold_runs(run.parent, acoustic))) + "]"]
     log(f"{name}: training {objective} to {steps} steps")
     train("tts", objective, run, config_file=str(CONFIG),
-          overrides=[f"acoustic.checkpoint={acoustic}", *overrides, *REFINER_EVAL, *extra, f"train.steps={steps}"],
+          overrides=[f"acoustic.checkpoint={acoustic}", *overrides, *REFINER_EVAL, *extra, f"train.steps={steps}",
+                     "train.ckpt_every=250"],  # a stopped session loses at most 250 steps (a resume-free key)
           progress=sys.stderr.isatty())
 
 
