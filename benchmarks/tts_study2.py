@@ -581,7 +581,7 @@ def seeds_report(results: Path) -> str:
 
 
 RESUME = ("OMP_NUM_THREADS=1 python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --out runs/tts2 "
-          "--results results/tts/v2 --set train.threads=1 --refiners NAMES [--fm]   # one copy per core")
+          "--results results/tts/v2 --set train.threads=1 --refiners NAMES [--fm] [--probe NAMES]  # one copy per core")
 
 
 def status_report(results: Path, out: Path, names: list[str]) -> str:
