@@ -271,16 +271,18 @@ def first_step_report(results: Path, names: list[str]) -> str:
 def scored(path: Path, synth: Any, utts: list[Any], grid: list[tuple[int, float]], **kw: Any) -> None:
     """`score_systems(synth, utts, grid, **kw)` written to `path`, one grid setting at a time into
     raw/parts/ so a stopped session loses at most one setting's scoring. The parts, joined in grid order, are
-    byte-for-byte what one call over the whole grid writes (rows are per setting in grid order; each setting's
-    mels do not depend on the others'). An empty grid is one part (the hypothesis / reference rows)."""
+    byte-for-byte what one call over the whole grid writes: that call's reference / hypothesis rows come first,
+    so only the first part scores them; then rows per setting in grid order, and each setting's mels do not
+    depend on the others'. An empty grid is one part (the reference / hypothesis rows)."""
     from ebtk.io import atomic_write_text
     from ebtk.tts.evaluate import per_utterance_csv, score_systems
 
     parts = []
-    for setting in grid or [None]:
+    for i, setting in enumerate(grid or [None]):
         part = path.parent / "parts" / (path.stem + (f".{setting[0]}x{setting[1]:g}" if setting else "") + ".csv")
         if not part.is_file():
-            got = score_systems(synth, utts, [setting] if setting else [], **kw)
+            shared = kw if i == 0 else {**kw, "reference": False, "hypothesis": False}
+            got = score_systems(synth, utts, [setting] if setting else [], **shared)
             atomic_write_text(part, per_utterance_csv(got))
         parts.append(part)
     texts = [q.read_text() for q in parts]
@@ -354,9 +356,8 @@ def small_eta_report(results: Path, names: list[str]) -> str:
         if not path.is_file():
             continue
         for (_, _, eta), rows in sorted(group_rows(read_per_utterance_csv(path)).items(), key=lambda x: x[0][2]):
-            cells = []
+            ids, cells = [i for i in rows if i in hyp], []
             for m in ("mcd", "dnsmos"):
-                ids = [i for i in rows if i in hyp]
                 iv = paired_bootstrap_interval([rows[i][m] for i in ids], [hyp[i][m] for i in ids])
                 cells.append(f"{iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]")
             lines.append(f"| {name} | {eta:g} | {iv.n} | {cells[0]} | {cells[1]} |")
@@ -618,10 +619,12 @@ def status_report(results: Path, out: Path, names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(results: Path, names: list[str], out: Path) -> str:
-    """Every report from the raw files. Copies pass every known refiner (`REFINERS`, in its order), not the
-    ones they run, so whichever copy writes last leaves complete tables."""
+def write_reports(results: Path, out: Path) -> str:
+    """Every report from the raw files, over every known refiner (`REFINERS`, in its order), not the ones a
+    copy runs, so whichever copy writes last leaves complete tables."""
     from ebtk.io import atomic_write_text
+
+    names = list(REFINERS)
 
     table = report(results, names)
     atomic_write_text(results / "table.md", table + "\n")
@@ -678,7 +681,7 @@ def main() -> None:
                 train_refiner(run, name, acoustic, a.refiner_steps, a.set)
                 inputs = split_inputs(acoustic, run) if inputs is None else inputs
                 evaluate_refiner(run, name, inputs, results, grid)
-            write_reports(results, list(REFINERS), out)
+            write_reports(results, out)
         for name in [n for n in a.probe.split(",") if n]:
             if trained_to(out / name, a.refiner_steps):
                 inputs = split_inputs(acoustic, out / name) if inputs is None else inputs
@@ -693,7 +696,7 @@ def main() -> None:
                     atomic_write_text(results / "fm_curve.md", fm_curve_report(results, budget) + "\n")
                 else:
                     log("fm: another copy has it")
-    print(write_reports(results, list(REFINERS), out))
+    print(write_reports(results, out))
 
 
 if __name__ == "__main__":

@@ -74,7 +74,6 @@ def test_rerun_after_last_checkpoint_writes_missing_metrics_and_keeps_timing(tmp
     assert json.loads((run / "metrics.json").read_text())["train_seconds"] == first["train_seconds"]
 
 
-
 def test_time_budget_ends_the_run_and_a_larger_one_extends_it(tmp_path: Path):
     """train.time_budget stops at the first step whose accumulated training time reaches it; the checkpoint
     holds that step; re-running with the same budget trains nothing, a larger one trains on."""

@@ -76,7 +76,6 @@ def test_fm_rows_pair_with_the_acoustic_hypothesis(tmp_path: Path):
     assert all("| +0.400 [+0.400, +0.400] | -40.0 % |" in ln for ln in fm)
 
 
-
 def test_a_refiner_val_rejects_reports_the_hypothesis_as_its_chosen_row(tmp_path: Path):
     _study(tmp_path, {})
     for cond in S.CONDITIONS:  # every val setting worse than the hypothesis: the choice is 0 steps
@@ -85,7 +84,6 @@ def test_a_refiner_val_rejects_reports_the_hypothesis_as_its_chosen_row(tmp_path
     rows = [ln for ln in S.report(tmp_path, ["bad"]).splitlines() if ln.startswith("| bad | 0 (hypothesis)")]
     # the hypothesis's own test MCD: mean(HYP) = 5.0; the bootstrap interval of HYP's mean lies within its range
     assert len(rows) == 2 and all(ln.startswith("| bad | 0 (hypothesis) | **yes** | 6 | 5.00 [4.9") for ln in rows)
-
 
 
 def test_small_eta_probe_report_pairs_each_step_size_with_the_val_hypothesis(tmp_path: Path):
@@ -149,26 +147,31 @@ def test_scoring_one_setting_at_a_time_joins_to_the_one_call_file_and_resumes(tm
 
     calls: list[list] = []
 
-    def fake_score(synth, utts, grid, **kw):
-        calls.append(list(grid))
-        rows = _rows("hypothesis", 0, None, HYP) if not grid else []
+    def fake_score(synth, utts, grid, reference=False, hypothesis=True, **kw):
+        calls.append((list(grid), reference, hypothesis))
+        rows = _rows("vocoded reference", None, None, [4.0] * 6) if reference else []
+        rows += _rows("hypothesis", 0, None, HYP) if hypothesis else []
         for k, eta in grid:
             rows += _rows("refined", k, eta, [m - 0.01 * k * eta for m in HYP])
         return rows
 
     monkeypatch.setattr(ev, "score_systems", fake_score)
     grid = [(1, 0.5), (2, 0.5), (1, 1.0)]
-    whole = ev.per_utterance_csv(fake_score(None, None, grid))
+    whole = ev.per_utterance_csv(fake_score(None, None, grid, hypothesis=False))
     calls.clear()
     path = tmp_path / "raw" / "x.from-text.val.csv"
     # a previous session finished the second setting only
     part = path.parent / "parts" / "x.from-text.val.2x0.5.csv"
     part.parent.mkdir(parents=True)
-    part.write_text(ev.per_utterance_csv(fake_score(None, None, [(2, 0.5)])))
+    part.write_text(ev.per_utterance_csv(fake_score(None, None, [(2, 0.5)], hypothesis=False)))
     calls.clear()
-    S.scored(path, None, None, grid, condition="from-text")
-    assert calls == [[(1, 0.5)], [(1, 1.0)]]
+    S.scored(path, None, None, grid, condition="from-text", hypothesis=False)
+    assert calls == [([(1, 0.5)], False, False), ([(1, 1.0)], False, False)]
     assert path.read_text() == whole
     assert not any(part.parent.iterdir())  # parts removed once joined
+    # the shared rows (reference, hypothesis) come once, first, as in one call over the whole grid
+    both = tmp_path / "raw" / "both.csv"
+    S.scored(both, None, None, grid, reference=True)
+    assert both.read_text() == ev.per_utterance_csv(fake_score(None, None, grid, reference=True))
     S.scored(tmp_path / "raw" / "base.csv", None, None, [], condition="from-text")
     assert (tmp_path / "raw" / "base.csv").read_text() == ev.per_utterance_csv(_rows("hypothesis", 0, None, HYP))
