@@ -70,6 +70,7 @@ REFINERS: dict[str, tuple[str, list[str]]] = {
 }
 SEEDS = {"delta": ["delta", "delta-s1", "delta-s2"], "nce": ["nce", "nce-s1", "nce-s2"],
          "sa-nce": ["sa-nce", "sa-nce-s1", "sa-nce-s2"]}  # train.seed 0, 1, 2: refiner init and data order
+STEPS = 3000  # every refiner's training steps (the equal-steps budget)
 REFINER_EVAL = ["eval.n_test=4", "eval.steps=[1]", "eval.step_sizes=[1.0]", "eval.dnsmos=false", "eval.n_wavs=1"]
 
 
@@ -372,6 +373,60 @@ FM_GRID = (1, 2, 4, 10)  # Euler steps, chosen on val like a refiner's (steps, �
 FM_SNAPSHOTS = 8  # kept checkpoints along the FM run, for its learning curve
 
 
+def seconds_per_step(setups: dict[str, tuple[str, list[str]]], scratch: Path, rounds: int,
+                     per_round: int) -> dict[str, float]:
+    """Thread CPU seconds per training step of each {name: (objective, overrides)} setup, measured in one
+    process, interleaved (`rounds` × `per_round` steps each, after one warm-up step), so that every setup
+    sees the same machine state; other processes' load does not count in thread time."""
+    from ebtk.train.trainer import Trainer, resolve_config
+
+    trainers = {name: Trainer(resolve_config("tts", obj, config_file=str(CONFIG), overrides=over),
+                              scratch / name, progress=False)
+                for name, (obj, over) in setups.items()}
+    for tr in trainers.values():
+        tr.train_step()  # warm-up: first-call allocations
+    spent = dict.fromkeys(trainers, 0.0)
+    for _ in range(rounds):
+        for name, tr in trainers.items():
+            t0 = time.thread_time()
+            for _ in range(per_round):
+                tr.train_step()
+            spent[name] += time.thread_time() - t0
+    return {name: spent[name] / (rounds * per_round) for name in trainers}
+
+
+def refiner_costs(out: Path, acoustic: Path, results: Path, rounds: int = 3, per_round: int = 2) -> dict[str, Any]:
+    """The compute behind the equal-steps budget: every refiner trains the same steps, but a step's cost
+    differs by objective (sa-nce runs Langevin chains on each batch). Thread CPU seconds per step of each
+    distinct refiner setup (seeds and remedies share delta's cost), one thread, measured once into
+    `step_costs.json`."""
+    from ebtk.io import atomic_write_text
+
+    path = results / "step_costs.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    names = ["delta", "delta-text", "ssm", "ssm-hyp", "ssm-path", "ssm-vr", "ssm+delta", "nce", "sa-nce"]
+    log(f"step costs: timing {', '.join(names)} side by side")
+    setups = {n: (REFINERS[n][0], ["train.threads=1", "train.seed=0", f"acoustic.checkpoint={acoustic}",
+                                   *REFINERS[n][1]]) for n in names}
+    per_step = seconds_per_step(setups, out / "budget-scratch", rounds, per_round)
+    got = {"seconds_per_step": per_step, "timed_steps": rounds * per_round,
+           "clock": "thread CPU time, torch threads 1, interleaved rounds"}
+    atomic_write_text(path, json.dumps(got, indent=2) + "\n")
+    return got
+
+
+def costs_report(costs: dict[str, Any], steps: int) -> str:
+    """A table of each refiner's measured cost per step and for the study's `steps`, relative to delta."""
+    ps = costs["seconds_per_step"]
+    lines = [f"| refiner | CPU s / step | CPU h for {steps} steps | × delta |", "|---|---|---|---|"]
+    lines += [f"| {n} | {s:.3f} | {s * steps / 3600:.2f} | {s / ps['delta']:.1f} |" for n, s in ps.items()]
+    lines += ["", f"Every refiner trains {steps} steps (equal steps, the same data, crops and batch); this is what "
+              f"a step costs ({costs['clock']}, {costs['timed_steps']} steps each after a warm-up). Seeds and "
+              "training-hypothesis variants cost what delta costs."]
+    return "\n".join(lines)
+
+
 def fm_budget(out: Path, acoustic: Path, results: Path, rounds: int = 6, per_round: int = 3) -> dict[str, Any]:
     """Seconds per training step of the acoustic model, the delta refiner and FM (frozen encoder), measured
     in one process, interleaved (`rounds` × `per_round` steps each, after one warm-up step), one thread,
@@ -379,7 +434,6 @@ def fm_budget(out: Path, acoustic: Path, results: Path, rounds: int = 6, per_rou
     model's and the delta refiner's steps cost. Measured once into `fm_budget.json`."""
     from ebtk.io import atomic_write_text
     from ebtk.train.checkpoint import load_checkpoint
-    from ebtk.train.trainer import Trainer, resolve_config
 
     path = results / "fm_budget.json"
     if path.is_file():
@@ -393,19 +447,7 @@ def fm_budget(out: Path, acoustic: Path, results: Path, rounds: int = 6, per_rou
         "delta": ("delta", [*common, f"acoustic.checkpoint={acoustic}", *REFINERS["delta"][1]]),
         FM: ("fm", [*common, f"acoustic.checkpoint={acoustic}", "acoustic.freeze=true"]),
     }
-    trainers = {name: Trainer(resolve_config("tts", obj, config_file=str(CONFIG), overrides=over),
-                              out / "budget-scratch" / name, progress=False)
-                for name, (obj, over) in setups.items()}
-    for tr in trainers.values():
-        tr.train_step()  # warm-up: first-call allocations
-    spent = dict.fromkeys(trainers, 0.0)
-    for _ in range(rounds):
-        for name, tr in trainers.items():
-            t0 = time.thread_time()
-            for _ in range(per_round):
-                tr.train_step()
-            spent[name] += time.thread_time() - t0
-    per_step = {name: spent[name] / (rounds * per_round) for name in trainers}
+    per_step = seconds_per_step(setups, out / "budget-scratch", rounds, per_round)
     seconds = ac_steps * per_step["acoustic"] + delta_steps * per_step["delta"]
     got = {"seconds_per_step": per_step, "acoustic_steps": ac_steps, "delta_steps": delta_steps,
            "budget_seconds": seconds, "fm_steps": round(seconds / per_step[FM]),
@@ -546,7 +588,8 @@ def report(results: Path, names: list[str]) -> str:
                "each utterance with its own hypothesis (same condition). Share of gap: the part of the "
                "hypothesis → vocoded-reference MCD gap closed. The chosen setting is the lowest mean val MCD "
                f"(DNSMOS breaks ties within {TIE_DB} dB); 1 × η 1 is the paper's fixed setting, 100 steps shows "
-               "divergence. fm: the flow-matching decoder on the same frozen encoder, trained for the acoustic model's "
+               "divergence. Every refiner trains the same steps; a step's cost differs by objective (step_costs.md). "
+               "fm: the flow-matching decoder on the same frozen encoder, trained for the acoustic model's "
                "and the delta refiner's training time (fm_curve.md); its Δ columns pair it with the acoustic "
                "hypothesis it replaces.")
     return "\n".join(out)
@@ -633,6 +676,9 @@ def write_reports(results: Path, out: Path) -> str:
         atomic_write_text(results / "small_eta.md", small_eta_report(results, names) + "\n")
     atomic_write_text(results / "seeds.md", seeds_report(results) + "\n")
     atomic_write_text(results / "STATUS.md", status_report(results, out, names) + "\n")
+    if (results / "step_costs.json").is_file():
+        atomic_write_text(results / "step_costs.md",
+                          costs_report(json.loads((results / "step_costs.json").read_text()), STEPS) + "\n")
     return table
 
 
@@ -651,12 +697,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "runs" / "tts2"))
     ap.add_argument("--results", default=str(ROOT / "results" / "tts" / "v2"))
     ap.add_argument("--refiners", default=",".join(REFINERS))
-    ap.add_argument("--refiner-steps", type=int, default=3000)
+    ap.add_argument("--refiner-steps", type=int, default=STEPS)
     ap.add_argument("--steps-grid", default="1,2,5")
     ap.add_argument("--eta-grid", default="0.5,1.0")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for the refiner runs")
     ap.add_argument("--fm", action="store_true", help="also the flow-matching baseline (after the refiners)")
     ap.add_argument("--probe", default="", help="trained refiners to run the small-η probe on (small_eta.md)")
+    ap.add_argument("--costs", action="store_true",
+                    help="measure each refiner's CPU cost per training step side by side (step_costs.json)")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
     from ebtk.io import atomic_write_text
@@ -670,6 +718,8 @@ def main() -> None:
         acoustic = Path(a.acoustic).resolve()
         grid = [(int(k), float(e)) for e in a.eta_grid.split(",") for k in a.steps_grid.split(",")]
         inputs = None
+        if a.costs:
+            refiner_costs(out, acoustic, results)
         for name in names:
             run = out / name
             if all(raw_path(results, name, c, "test").is_file() for c in CONDITIONS):
