@@ -175,3 +175,14 @@ def test_scoring_one_setting_at_a_time_joins_to_the_one_call_file_and_resumes(tm
     assert both.read_text() == ev.per_utterance_csv(fake_score(None, None, grid, reference=True))
     S.scored(tmp_path / "raw" / "base.csv", None, None, [], condition="from-text")
     assert (tmp_path / "raw" / "base.csv").read_text() == ev.per_utterance_csv(_rows("hypothesis", 0, None, HYP))
+
+
+def test_test_settings_show_divergence_once_per_method():
+    # a main run: its val choice, the paper's 1 × η 1 and 100 steps at the chosen η (0 steps is the hypothesis)
+    assert S.test_settings("delta", 2, 0.5) == [(1, 1.0), (2, 0.5), (100, 0.5)]
+    assert S.test_settings("ssm-path", 0, 1.0) == [(1, 1.0), (100, 1.0)]
+    assert S.test_settings("nce", 1, 1.0) == [(1, 1.0), (100, 1.0)]
+    # extra seeds and ablation variants: no divergence row
+    for name in ("delta-s1", "delta-s2", "nce-s2", "sa-nce-s1", "delta-none", "delta-fresh", "delta-oof"):
+        assert S.test_settings(name, 2, 0.5) == [(1, 1.0), (2, 0.5)]
+    assert S.SECONDARY <= set(S.REFINERS) and not S.SECONDARY & {"delta", "nce", "sa-nce", "delta-text"}
