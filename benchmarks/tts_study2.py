@@ -600,7 +600,8 @@ def report(results: Path, names: list[str]) -> str:
                "each utterance with its own hypothesis (same condition). Share of gap: the part of the "
                "hypothesis → vocoded-reference MCD gap closed. The chosen setting is the lowest mean val MCD "
                f"(DNSMOS breaks ties within {TIE_DB} dB); 1 × η 1 is the paper's fixed setting, 100 steps shows "
-               "divergence. Every refiner trains the same steps; a step's cost differs by objective (step_costs.md). "
+               "divergence (main runs only; extra seeds and ablation runs have no 100-step row). Every refiner "
+               "trains the same steps; a step's cost differs by objective (step_costs.md). "
                "fm: the flow-matching decoder on the same frozen encoder, trained for the acoustic model's "
                "and the delta refiner's training time (fm_curve.md); its Δ columns pair it with the acoustic "
                "hypothesis it replaces.")
