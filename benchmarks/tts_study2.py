@@ -24,6 +24,10 @@ are claimed the same way and waited for.
 
     python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --out runs/tts2 --results results/tts/v2
     python benchmarks/tts_study2.py --results results/tts/v2 --report-only
+
+The acoustic run is tts_ship's (the shipped model's). If its run dir is gone, `--restore-acoustic` rebuilds
+it from the shipped bundle (fp16 weights cast back to fp32, hypotheses rewritten); runs trained on a rebuilt
+acoustic run are listed as such in STATUS.md.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ TIE_DB = 0.01
 METRICS = ("mcd", "logf0_rmse", "vuv", "dnsmos")
 CONDITIONS = ("teacher-forced", "from-text")
 BASE = "base"  # raw/base.<condition>.<split>.csv: the hypothesis (and vocoded reference), shared by all refiners
+REBUILT_BASE = "base-rebuilt"  # the hypothesis rows of the rebuilt acoustic run (--restore-acoustic)
 # name -> (objective, overrides); the same acoustic run, data, crops, batch and steps for all
 REFINERS: dict[str, tuple[str, list[str]]] = {
     "delta": ("delta", ["model.kind=score"]),
@@ -71,6 +76,9 @@ REFINERS: dict[str, tuple[str, list[str]]] = {
 SEEDS = {"delta": ["delta", "delta-s1", "delta-s2"], "nce": ["nce", "nce-s1", "nce-s2"],
          "sa-nce": ["sa-nce", "sa-nce-s1", "sa-nce-s2"]}  # train.seed 0, 1, 2: refiner init and data order
 STEPS = 3000  # every refiner's training steps (the equal-steps budget)
+# tts_ship's acoustic stage (the study's acoustic run): what --restore-acoustic rebuilds it with
+SHIP_ACOUSTIC = ["train.ckpt_every=100", "train.log_every=20", "eval.n_test=10", "eval.steps=[1]",
+                 "eval.step_sizes=[1.0]", "eval.dnsmos=false", "eval.n_wavs=1"]
 REFINER_EVAL = ["eval.n_test=4", "eval.steps=[1]", "eval.step_sizes=[1.0]", "eval.dnsmos=false", "eval.n_wavs=1"]
 
 
@@ -143,6 +151,63 @@ def fold_runs(out: Path, acoustic: Path) -> list[Path]:
     return runs
 
 
+SHIPPED = ROOT / "src" / "ebtk" / "data" / "tts_model.pt"
+RESTORED = "restored.json"  # in a restored acoustic run dir: the bundle it was rebuilt from
+
+
+def restore_acoustic(run: Path, bundle: Path = SHIPPED, overrides: list[str] | None = None,
+                     config_file: Path | None = CONFIG) -> None:
+    """Rebuild an acoustic run dir (checkpoint, config, frontend.json, hypotheses file) from the acoustic part of a
+    bundle, for a study whose acoustic run dir was lost: the shipped bundle holds that run's weights in fp16,
+    cast back to fp32 here. The hypotheses are written as the acoustic run writes them (ground-truth durations,
+    seeded dropout draws). `config_file` + `overrides`: the config the run was trained with (tts_ship's
+    acoustic stage); the model's shape (`acoustic.*`) is read from the bundle. The rebuilt weights differ from
+    the lost fp32 ones by fp16 rounding only; `restored.json` says so."""
+    import hashlib
+
+    from ebtk.config import save_yaml
+    from ebtk.io import atomic_write_text
+    from ebtk.train.trainer import Trainer, resolve_config, write_metrics
+    from ebtk.tts.bundle import read_bundle
+    from ebtk.tts.hypotheses import HYPOTHESES
+    from ebtk.tts.runs import FRONTEND
+
+    if (run / RESTORED).is_file():
+        return
+    b = read_bundle(bundle)
+    ac = b["acoustic"]
+    steps = int(b["source"].get("acoustic_steps", b["source"]["steps"]))  # a refiner's bundle, or an acoustic one
+    shape = [f"acoustic.{k}={v}" for k, v in ac["config"].items()]
+    cfg = resolve_config("tts", "acoustic", str(config_file) if config_file else None,
+                         [*(overrides or []), *shape, f"train.steps={steps}"])
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run / FRONTEND, json.dumps(b["frontend"]))
+    tr = Trainer(cfg, run, progress=False)
+    tr.model.load_state_dict({k: v.float() for k, v in ac["state"].items()})
+    tr.step = steps
+    save_yaml(cfg, run / "config.yaml")
+    tr.save()
+    out = tr.task.write_hypotheses(tr.model, run / HYPOTHESES)
+    write_metrics(run, {"task": "tts", "objective": "acoustic", "steps": steps, "seed": cfg["train"]["seed"],
+                        "restored_from": str(bundle), **out})
+    digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    atomic_write_text(run / RESTORED, json.dumps({"bundle": str(bundle), "sha256": digest, "steps": steps,
+                                                  "weights": "fp16 cast to fp32"}) + "\n")
+    log(f"{run.name}: rebuilt from {bundle.name} ({steps} steps, fp16 weights cast to fp32)")
+
+
+def rebuilt_path(results: Path, name: str) -> Path:
+    return results / "raw" / f"{name}.acoustic-rebuilt.json"
+
+
+def note_acoustic(acoustic: Path, name: str, results: Path) -> None:
+    """Keep with the results that refiner `name` was trained and scored on a rebuilt acoustic run."""
+    from ebtk.io import atomic_write_text
+
+    if (acoustic / RESTORED).is_file() and not rebuilt_path(results, name).is_file():
+        atomic_write_text(rebuilt_path(results, name), (acoustic / RESTORED).read_text())
+
+
 def train_refiner(run: Path, name: str, acoustic: Path, steps: int, extra: list[str]) -> None:
     from ebtk.train.trainer import train
 
@@ -195,12 +260,22 @@ def first_step_path(results: Path, name: str, split: str) -> Path:
     return results / "raw" / f"{name}.first-step.{split}.csv"
 
 
+def base_name(results: Path, name: str) -> str:
+    """Whose hypothesis rows refiner `name` pairs with: the acoustic run's it was trained and scored on."""
+    return REBUILT_BASE if rebuilt_path(results, name).is_file() else BASE
+
+
 def study_rows(results: Path, name: str, condition: str, split: str) -> list[dict[str, Any]]:
-    """A refiner's per-utterance rows with the shared ones (hypothesis; vocoded reference on test)."""
+    """A refiner's per-utterance rows with the shared ones (hypothesis; vocoded reference on test). The vocoded
+    reference does not depend on the acoustic model: a rebuilt acoustic run's refiners take the original's."""
     from ebtk.tts.evaluate import read_per_utterance_csv
 
-    return [*read_per_utterance_csv(raw_path(results, BASE, condition, split)),
-            *read_per_utterance_csv(raw_path(results, name, condition, split))]
+    own = base_name(results, name)
+    rows = read_per_utterance_csv(raw_path(results, own, condition, split))
+    if own != BASE and raw_path(results, BASE, condition, split).is_file():
+        rows += [r for r in read_per_utterance_csv(raw_path(results, BASE, condition, split))
+                 if r["system"] != "hypothesis"]
+    return [*rows, *read_per_utterance_csv(raw_path(results, name, condition, split))]
 
 
 def chosen_rows(results: Path, name: str, cond: str, split: str) -> tuple[int, float, dict, dict]:
@@ -294,7 +369,8 @@ def scored(path: Path, synth: Any, utts: list[Any], grid: list[tuple[int, float]
 
 def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: list[tuple[int, float]]) -> None:
     """Val grid, choice, test rows of one refiner. The hypothesis (and on test the vocoded reference) is the
-    same for every refiner of the acoustic run: scored once, into raw/base.*.csv."""
+    same for every refiner of the acoustic run: scored once, into raw/base.*.csv (raw/base-rebuilt.*.csv for
+    a rebuilt acoustic run, hypothesis only)."""
     from ebtk.tts.bundle import Synthesizer, bundle_from_run
     from ebtk.tts.evaluate import choose_setting
 
@@ -303,13 +379,14 @@ def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: lis
     first_step(synth, name, inputs, results)
     for cond in CONDITIONS:
         for split in ("val", "test"):
-            base = raw_path(results, BASE, cond, split)
+            own = base_name(results, name)
+            base = raw_path(results, own, cond, split)
             while not base.is_file():
                 with claim(base.with_suffix(".lock")) as mine:
                     if mine and not base.is_file():
-                        log(f"hypothesis / {cond} / {split}")
+                        log(f"hypothesis ({own}) / {cond} / {split}")
                         scored(base, synth, inputs.utterances(split), [], condition=cond,
-                               reference=split == "test")
+                               reference=split == "test" and own == BASE)
                     elif not mine:
                         time.sleep(10)  # another copy is scoring the shared rows
         val = raw_path(results, name, cond, "val")
@@ -637,7 +714,8 @@ def seeds_report(results: Path) -> str:
     return "\n".join(lines)
 
 
-RESUME = ("OMP_NUM_THREADS=1 python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --out runs/tts2 "
+RESUME = ("OMP_NUM_THREADS=1 python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --restore-acoustic "
+          "--out runs/tts2 "
           "--results results/tts/v2 --set train.threads=1 --refiners NAMES [--fm] [--probe NAMES]  # one copy per core")
 
 
@@ -662,15 +740,19 @@ def status_report(results: Path, out: Path, names: list[str]) -> str:
     shown = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out
     lines = [f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC from the files in this folder "
              f"(training state from {shown}/ where present).", "",
-             "| refiner | trained | first step | teacher-forced val / test | from text val / test |",
-             "|---|---|---|---|---|"]
+             "| refiner | trained | acoustic run | first step | teacher-forced val / test | from text val / test |",
+             "|---|---|---|---|---|---|"]
     for name in [*names, FM]:
         fs = first_step_path(results, name, "val")
         tf = " / ".join(mark(raw_path(results, name, "teacher-forced", sp)) for sp in ("val", "test"))
         ft = " / ".join(mark(raw_path(results, name, "from-text", sp)) for sp in ("val", "test"))
-        lines.append(f"| {name} | {trained(out / name)} | {mark(fs) if name != FM else 'n/a'} | {tf} | {ft} |")
+        ac = "rebuilt" if rebuilt_path(results, name).is_file() else "original"
+        lines.append(f"| {name} | {trained(out / name)} | {ac} | {mark(fs) if name != FM else 'n/a'} | {tf} | {ft} |")
     curve = sorted((results / "raw" / "fm-curve").glob("*.csv"))
-    lines += ["", f"FM learning curve: {len(curve)} snapshot(s) scored.", "", "Resume (every stage resumes; "
+    lines += ["", "Acoustic run: *original* is tts_ship's run; *rebuilt* is that run restored from the shipped "
+              "bundle's fp16 weights after its run dir was lost (--restore-acoustic; "
+              "raw/<name>.acoustic-rebuilt.json).",
+              "", f"FM learning curve: {len(curve)} snapshot(s) scored.", "", "Resume (every stage resumes; "
               "copies running at once claim different refiners):", "", "```", RESUME, "```"]
     return "\n".join(lines)
 
@@ -718,6 +800,8 @@ def main() -> None:
     ap.add_argument("--probe", default="", help="trained refiners to run the small-η probe on (small_eta.md)")
     ap.add_argument("--costs", action="store_true",
                     help="measure each refiner's CPU cost per training step side by side (step_costs.json)")
+    ap.add_argument("--restore-acoustic", action="store_true",
+                    help="rebuild a lost --acoustic run dir from the shipped bundle's fp16 weights (restored.json)")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
     from ebtk.io import atomic_write_text
@@ -729,6 +813,8 @@ def main() -> None:
         raise SystemExit(f"error: unknown refiners {unknown}; known: {', '.join(REFINERS)}")
     if not a.report_only:
         acoustic = Path(a.acoustic).resolve()
+        if a.restore_acoustic:
+            restore_acoustic(acoustic, overrides=SHIP_ACOUSTIC)
         grid = [(int(k), float(e)) for e in a.eta_grid.split(",") for k in a.steps_grid.split(",")]
         inputs = None
         if a.costs:
@@ -742,6 +828,7 @@ def main() -> None:
                     log(f"{name}: another copy has it; next")
                     continue
                 train_refiner(run, name, acoustic, a.refiner_steps, a.set)
+                note_acoustic(acoustic, name, results)
                 inputs = split_inputs(acoustic, run) if inputs is None else inputs
                 evaluate_refiner(run, name, inputs, results, grid)
             write_reports(results, out)

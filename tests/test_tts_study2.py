@@ -186,3 +186,36 @@ def test_test_settings_show_divergence_once_per_method():
     for name in ("delta-s1", "delta-s2", "nce-s2", "sa-nce-s1", "delta-none", "delta-fresh", "delta-oof"):
         assert S.test_settings(name, 2, 0.5) == [(1, 1.0), (2, 0.5)]
     assert S.SECONDARY <= set(S.REFINERS) and not S.SECONDARY & {"delta", "nce", "sa-nce", "delta-text"}
+
+
+def test_status_names_the_refiners_scored_on_a_rebuilt_acoustic_run(tmp_path: Path):
+    results, ac = tmp_path / "results", tmp_path / "acoustic"
+    (results / "raw").mkdir(parents=True)
+    ac.mkdir()
+    S.note_acoustic(ac, "delta", results)  # the original run: nothing to note
+    (ac / S.RESTORED).write_text('{"weights": "fp16 cast to fp32"}\n')
+    S.note_acoustic(ac, "delta-s2", results)
+    rows = {ln.split(" | ")[0][2:]: ln.split(" | ")[2] for ln in S.status_report(results, tmp_path / "runs",
+                                                                                ["delta", "delta-s2"]).splitlines()
+            if ln.startswith("| delta")}
+    assert rows == {"delta": "original", "delta-s2": "rebuilt"}
+    assert S.rebuilt_path(results, "delta-s2").read_text() == '{"weights": "fp16 cast to fp32"}\n'
+
+
+def test_a_refiner_on_the_rebuilt_acoustic_run_pairs_with_its_own_hypothesis(tmp_path: Path):
+    _study(tmp_path, {"delta": -0.25, "delta-s2": -0.25})
+    (tmp_path / "acoustic").mkdir()
+    (tmp_path / "acoustic" / S.RESTORED).write_text("{}\n")
+    S.note_acoustic(tmp_path / "acoustic", "delta-s2", tmp_path)
+    rebuilt = [m + 0.5 for m in HYP]  # its hypothesis scores differ from the original run's
+    for cond in S.CONDITIONS:
+        for split in ("val", "test"):
+            _write(tmp_path, S.REBUILT_BASE, cond, split, _rows("hypothesis", 0, None, rebuilt))
+    rows = S.study_rows(tmp_path, "delta-s2", "from-text", "test")
+    assert [r["mcd"] for r in rows if r["system"] == "hypothesis"] == rebuilt
+    assert [r["mcd"] for r in rows if r["system"] == "vocoded reference"] == [4.0] * 6  # the original's
+    assert S.base_name(tmp_path, "delta") == S.BASE and S.base_name(tmp_path, "delta-s2") == S.REBUILT_BASE
+    lines = S.report(tmp_path, ["delta", "delta-s2"]).splitlines()
+    chosen = {ln.split(" | ")[0][2:]: ln for ln in lines if "| 2 × η 0.5 | **yes**" in ln}
+    assert "| -0.250 [-0.250, -0.250] |" in chosen["delta"]
+    assert "| -0.750 [-0.750, -0.750] |" in chosen["delta-s2"]  # paired with its own (worse) hypothesis

@@ -564,3 +564,36 @@ def test_evaluation_logs_val_media_to_tensorboard(acoustic_run, delta_run) -> No
         assert {t.split("/", 1)[1] for t in ea.Tags()["images"]} == want
         assert {t.split("/", 1)[1] for t in ea.Tags()["audio"]} == want | {"recording"}
         assert ea.Audio("audio/reference")[-1].step == (30 if run == acoustic_run[0] else 10)  # the trained steps
+
+
+def test_acoustic_run_is_rebuilt_from_a_bundles_fp16_weights(acoustic_run, corpus, tmp_path) -> None:
+    """tts_study2 --restore-acoustic: a lost acoustic run dir comes back from the shipped bundle (fp16 weights),
+    with hypotheses a refiner run accepts, equal to the original run's up to fp16 rounding."""
+    from bench_fixtures import load_benchmark
+    from ebtk.tts.bundle import bundle_from_run, write_bundle
+
+    study = load_benchmark("tts_study2")
+    bundle = bundle_from_run(acoustic_run[0])
+    bundle["acoustic"]["state"] = {k: v.half() if v.is_floating_point() else v
+                                   for k, v in bundle["acoustic"]["state"].items()}
+    path = write_bundle(bundle, tmp_path / "model.pt")
+    run = tmp_path / "restored"
+    study.restore_acoustic(run, path, overrides=[*TINY, f"data.path={corpus}"], config_file=None)
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 30 and state["config"]["acoustic"]["channels"] == 32
+    for k, v in bundle["acoustic"]["state"].items():
+        assert torch.equal(state["model"][k], v.float()), k
+    old = torch.load(acoustic_run[0] / "hypotheses.pt", weights_only=True)
+    new = torch.load(run / "hypotheses.pt", weights_only=True)
+    assert new["splits"] == old["splits"]
+    assert all(torch.equal(new["durations"][u], d) for u, d in old["durations"].items())  # the same alignments
+    for kind in ("hyp", "hyp_dropout"):
+        for uid, h in old[kind].items():
+            assert new[kind][uid].shape == h.shape
+            rel = float((new[kind][uid] - h).norm() / h.norm())
+            assert rel < 2e-3, (kind, uid, rel)  # fp16 weights: 2^-11 ≈ 4.9e-4 relative each; seen ≤ 5.6e-4
+    _, task = refiner_task("delta", "score", run)
+    assert sorted(task.hypotheses()["hyp"]) == sorted(old["hyp"])
+    stamp = (run / "checkpoint.pt").stat().st_mtime_ns
+    study.restore_acoustic(run, path, overrides=[*TINY, f"data.path={corpus}"], config_file=None)
+    assert (run / "checkpoint.pt").stat().st_mtime_ns == stamp  # done once; never overwrites a rebuilt run
