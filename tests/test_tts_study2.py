@@ -219,3 +219,12 @@ def test_a_refiner_on_the_rebuilt_acoustic_run_pairs_with_its_own_hypothesis(tmp
     chosen = {ln.split(" | ")[0][2:]: ln for ln in lines if "| 2 × η 0.5 | **yes**" in ln}
     assert "| -0.250 [-0.250, -0.250] |" in chosen["delta"]
     assert "| -0.750 [-0.750, -0.750] |" in chosen["delta-s2"]  # paired with its own (worse) hypothesis
+
+
+def test_rebuilt_acoustic_check_pairs_the_two_runs_hypotheses(tmp_path: Path):
+    _study(tmp_path, {})
+    _write(tmp_path, S.REBUILT_BASE, "teacher-forced", "val", _rows("hypothesis", 0, None, [m + 0.01 for m in HYP]))
+    lines = S.rebuilt_report(tmp_path).splitlines()
+    rows = [ln for ln in lines if ln.startswith("| teacher-forced")]
+    assert len(rows) == 1 and not any(ln.startswith("| from-text") for ln in lines)  # only where both exist
+    assert rows[0].startswith("| teacher-forced | val | 6 | +0.0100 [+0.0100, +0.0100] | +0.0000 [+0.0000, +0.0000]")
