@@ -730,7 +730,8 @@ def seeds_report(results: Path) -> str:
                 k, e, rows, hyp = chosen_rows(results, name, cond, "test")
                 ids = sorted(hyp)
                 iv = paired_bootstrap_interval([rows[i]["mcd"] for i in ids], [hyp[i]["mcd"] for i in ids])
-                cells.append(f"{name}: {k} × η {e:g}, {iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]")
+                mark = "†" if base_name(results, name) == REBUILT_BASE else ""
+                cells.append(f"{name}{mark}: {k} × η {e:g}, {iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]")
                 means.append(iv.mean)
             if len(means) < 2:
                 continue
@@ -738,7 +739,10 @@ def seeds_report(results: Path) -> str:
             lines.append(f"| {group} | {cond} | {'; '.join(cells)} | {t.mean:+.3f} | {min(means):+.3f} – "
                          f"{max(means):+.3f} | [{t.lo:+.3f}, {t.hi:+.3f}] |")
     lines += ["", "Seeds differ in the refiner's initialisation and data order (train.seed); the acoustic run and "
-              "its hypotheses are shared. Each seed's setting is chosen on val, as in table.md."]
+              "its hypotheses are shared, except that † marks a seed trained on the rebuilt acoustic run (the "
+              "original run dir was lost; rebuilt from the shipped fp16 weights, its hypotheses score as the "
+              "original's: rebuilt_acoustic.md) and paired with that run's hypothesis. Each seed's setting is "
+              "chosen on val, as in table.md."]
     return "\n".join(lines)
 
 
