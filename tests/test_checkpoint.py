@@ -109,3 +109,19 @@ def test_keep_every_keeps_the_checkpoints_of_those_steps(tmp_path: Path):
     assert load_checkpoint(snapshot_path(run, 3))["step"] == 3
     six, last = load_checkpoint(snapshot_path(run, 6))["model"], load_checkpoint(run / "checkpoint.pt")["model"]
     assert last and any(not torch.equal(six[k], last[k]) for k in six)  # step 7 moved on from step 6
+
+
+def test_cpu_training_flushes_denormals(tmp_path: Path):
+    """A saturated NCE loss back-propagates float32 denormals, which x86 CPUs compute on very slowly; a CPU run
+    flushes them to zero (a product that would be a denormal comes out as 0)."""
+    from ebtk.train.trainer import train
+
+    tiny = torch.tensor([1e-30])
+    try:
+        torch.set_flush_denormal(False)
+        assert (tiny * 1e-9).item() > 0  # 1e-39: a denormal, kept
+        train("toy2d", "dsm", tmp_path / "run", overrides=["train.steps=2", *TOY], progress=False)
+        assert (tiny * 1e-9).item() == 0.0
+        assert (tiny * 1e-7).item() == pytest.approx(1e-37)  # normal numbers are untouched
+    finally:
+        torch.set_flush_denormal(False)

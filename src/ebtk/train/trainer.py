@@ -125,6 +125,11 @@ class Trainer:
             torch.cuda.set_device(self.device)
         else:
             self.device = torch.device("cpu")
+            # A classifier-style loss that saturates (NCE once data and noise separate) back-propagates
+            # gradients below float32's normal range; x86 CPUs compute on such denormals ~100x slower, which
+            # made an NCE refiner's steps 3x slower (measured 30 steps: 204 s -> 65 s). Flushing them to 0
+            # changes nothing above 1e-38.
+            torch.set_flush_denormal(True)
         if self.tc.threads > 0:
             torch.set_num_threads(self.tc.threads)
         if self.tc.batch_size % self.dist.world:
