@@ -65,6 +65,21 @@ def test_seed_spread_is_a_t_interval_over_the_seed_means(tmp_path: Path):
     assert "delta-s1: 2 × η 0.5, -0.200" in line
 
 
+def test_ablation_compares_one_remedy_run_with_the_default_seeds_prediction_interval(tmp_path: Path):
+    """Default seeds −0.1, −0.2, −0.3 (mean −0.2, s 0.1): one more seed falls in −0.2 ± 4.3027·0.1·√(4/3)
+    = [−0.697, +0.297]; a remedy at +0.1 is inside (a tie), one at −0.8 is outside (better)."""
+    _study(tmp_path, {"delta": -0.1, "delta-s1": -0.2, "delta-s2": -0.3, "delta-none": 0.1, "delta-fresh": -0.8})
+    lines = S.ablation_report(tmp_path).splitlines()
+    half = 4.302652729911275 * 0.1 * math.sqrt(4 / 3)
+    assert sum(f"[{-0.2 - half:+.3f}, {-0.2 + half:+.3f}]" in ln for ln in lines) == 2  # both conditions
+    none = [ln for ln in lines if "| delta-none |" in ln]
+    fresh = [ln for ln in lines if "| delta-fresh |" in ln]
+    assert len(none) == len(fresh) == 2
+    assert all("| +0.100 [+0.100, +0.100] |" in ln and ln.endswith("| inside (tie) |") for ln in none)
+    assert all(ln.endswith("| better |") for ln in fresh)
+    assert not any("delta-oof" in ln for ln in lines)  # not run: no row
+
+
 def test_fm_rows_pair_with_the_acoustic_hypothesis(tmp_path: Path):
     _study(tmp_path, {})
     for cond in S.CONDITIONS:

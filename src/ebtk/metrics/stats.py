@@ -2,6 +2,7 @@
 
     t_interval([x1, …, xn])            -> Interval(n, mean, lo, hi): mean ± t_{0.975, n−1} · s/√n
     paired_t_interval(a, b)            -> the same for the per-pair differences a_i − b_i
+    t_prediction_interval([x1, …, xn]) -> where one new draw falls: mean ± t_{0.975, n−1} · s·√(1 + 1/n)
 
 Both assume the values (or differences) are roughly normal; with n = 5 seeds the t quantile is 2.776, so
 the half-width is 1.24 standard deviations. n = 1 has no interval (lo = hi = nan); n = 0 has no mean.
@@ -46,6 +47,22 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
         return Interval(1, mean, math.nan, math.nan, level)
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
     half = float(t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return Interval(n, mean, mean - half, mean + half, level)
+
+
+def t_prediction_interval(values: Sequence[float], level: float = 0.95) -> Interval:
+    """Mean of `values` and the Student-t interval that holds one *new* draw with probability `level`:
+    mean ± t_{n−1} · s · √(1 + 1/n). Why: one run of a variant (e.g. one seed of a training remedy) is
+    compared with the spread of n seeds of the baseline, not with the baseline's mean."""
+    from scipy.stats import t
+
+    xs = [float(v) for v in values]
+    n = len(xs)
+    if n < 2:
+        return Interval(n, sum(xs) / n if n else math.nan, math.nan, math.nan, level)
+    mean = sum(xs) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * sd * math.sqrt(1 + 1 / n)
     return Interval(n, mean, mean - half, mean + half, level)
 
 
