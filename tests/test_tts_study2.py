@@ -66,17 +66,26 @@ def test_seed_spread_is_a_t_interval_over_the_seed_means(tmp_path: Path):
 
 
 def test_ablation_compares_one_remedy_run_with_the_default_seeds_prediction_interval(tmp_path: Path):
-    """Default seeds −0.1, −0.2, −0.3 (mean −0.2, s 0.1): one more seed falls in −0.2 ± 4.3027·0.1·√(4/3)
-    = [−0.697, +0.297]; a remedy at +0.1 is inside (a tie), one at −0.8 is outside (better)."""
-    _study(tmp_path, {"delta": -0.1, "delta-s1": -0.2, "delta-s2": -0.3, "delta-none": 0.1, "delta-fresh": -0.8})
+    """Default seeds' ΔMCD −0.1, −0.2, −0.3 (mean −0.2, s 0.1): one more seed falls in −0.2 ± 4.3027·0.1·√(4/3)
+    = [−0.697, +0.297]; ΔDNSMOS +0.2, +0.3, +0.4 likewise in [−0.197, +0.797]. A remedy at ΔMCD +0.1 and
+    ΔDNSMOS −0.5 ties on MCD and is worse on DNSMOS; one at −0.8 and +1.0 is better on both."""
+    runs = {"delta": (-0.1, 0.2), "delta-s1": (-0.2, 0.3), "delta-s2": (-0.3, 0.4), "delta-none": (0.1, -0.5),
+            "delta-fresh": (-0.8, 1.0)}
+    _study(tmp_path, {name: d_mcd for name, (d_mcd, _) in runs.items()})
+    for cond in S.CONDITIONS:  # test rows again, now with each run's DNSMOS shift (the hypothesis has 2.0)
+        for name, (d_mcd, d_dns) in runs.items():
+            _write(tmp_path, name, cond, "test", _rows("refined", 2, 0.5, [m + d_mcd for m in HYP], 2.0 + d_dns))
     lines = S.ablation_report(tmp_path).splitlines()
     half = 4.302652729911275 * 0.1 * math.sqrt(4 / 3)
-    assert sum(f"[{-0.2 - half:+.3f}, {-0.2 + half:+.3f}]" in ln for ln in lines) == 2  # both conditions
+    pred = [ln for ln in lines if ln.startswith("| default, one more seed |")]
+    assert len(pred) == 2 and all(f"| [{-0.2 - half:+.3f}, {-0.2 + half:+.3f}] | [{0.3 - half:+.3f}, "
+                                  f"{0.3 + half:+.3f}] |" in ln for ln in pred)
     none = [ln for ln in lines if "| delta-none |" in ln]
     fresh = [ln for ln in lines if "| delta-fresh |" in ln]
-    assert len(none) == len(fresh) == 2
-    assert all("| +0.100 [+0.100, +0.100] |" in ln and ln.endswith("| inside (tie) |") for ln in none)
-    assert all(ln.endswith("| better |") for ln in fresh)
+    assert len(none) == len(fresh) == 2  # both conditions
+    assert all("| +0.100 [+0.100, +0.100] | -0.500 [-0.500, -0.500] |" in ln
+               and ln.endswith("| inside (tie); worse |") for ln in none)
+    assert all(ln.endswith("| better; better |") for ln in fresh)
     assert not any("delta-oof" in ln for ln in lines)  # not run: no row
 
 
