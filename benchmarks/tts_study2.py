@@ -18,9 +18,10 @@ different loads. Its Euler steps are chosen on val like a refiner's setting; its
 text at the chosen Euler steps, per kept snapshot) goes to `fm_curve.md`.
 
 Every stage resumes: a refiner run trains to its steps (ebtk's checkpoints), a finished CSV is not redone.
-Several copies may run at once (one per core): each claims a refiner (`<out>/<name>.lock`, holding its pid;
-a dead holder's claim is taken over) and skips those another live copy holds; the shared hypothesis rows
-are claimed the same way and waited for.
+Several copies may run at once (one per core): each claims a refiner's training (`<out>/<name>.lock`, holding
+its pid; a dead holder's claim is taken over), and a trained refiner's scoring per duration condition
+(`<name>.<condition>.lock`), so two copies score its two conditions side by side; a copy comes back to a
+refiner another copy is still training. The shared hypothesis rows are claimed the same way and waited for.
 
     python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --out runs/tts2 --results results/tts/v2
     python benchmarks/tts_study2.py --results results/tts/v2 --report-only
@@ -367,17 +368,16 @@ def scored(path: Path, synth: Any, utts: list[Any], grid: list[tuple[int, float]
         q.unlink()
 
 
-def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: list[tuple[int, float]]) -> None:
-    """Val grid, choice, test rows of one refiner. The hypothesis (and on test the vocoded reference) is the
-    same for every refiner of the acoustic run: scored once, into raw/base.*.csv (raw/base-rebuilt.*.csv for
-    a rebuilt acoustic run, hypothesis only)."""
+def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: list[tuple[int, float]],
+                     conditions: tuple[str, ...] = CONDITIONS) -> None:
+    """Val grid, choice, test rows of one refiner in `conditions`. The hypothesis (and on test the vocoded
+    reference) is the same for every refiner of the acoustic run: scored once, into raw/base.*.csv
+    (raw/base-rebuilt.*.csv for a rebuilt acoustic run, hypothesis only)."""
     from ebtk.tts.bundle import Synthesizer, bundle_from_run
     from ebtk.tts.evaluate import choose_setting
 
     synth = Synthesizer(bundle_from_run(run))
-    export_curve(run, name, results)
-    first_step(synth, name, inputs, results)
-    for cond in CONDITIONS:
+    for cond in conditions:
         for split in ("val", "test"):
             own = base_name(results, name)
             base = raw_path(results, own, cond, split)
@@ -751,6 +751,39 @@ REMEDIES = {"dropout, one fixed draw (default)": SEEDS["delta"], "none (clean, o
             "dropout drawn per batch": ["delta-fresh"], "out-of-fold": ["delta-oof"]}
 
 
+def run_refiner(name: str, out: Path, acoustic: Path, results: Path, grid: list[tuple[int, float]], steps: int,
+                extra: list[str], inputs: Any = None) -> tuple[Any, bool]:
+    """One copy's share of refiner `name`: training, its curve and first step under the refiner's claim
+    (`<out>/<name>.lock`); then scoring, claimed per duration condition (`<name>.<condition>.lock`), so a
+    second copy scores the other condition of a trained refiner instead of idling. Returns the (lazily built)
+    split inputs and whether another copy is still training it (then come back later)."""
+    from ebtk.tts.bundle import Synthesizer, bundle_from_run
+
+    run = out / name
+    if all(raw_path(results, name, c, "test").is_file() for c in CONDITIONS):
+        return inputs, False
+    with claim(out / f"{name}.lock") as mine:
+        if mine:
+            train_refiner(run, name, acoustic, steps, extra)
+            note_acoustic(acoustic, name, results)
+            inputs = split_inputs(acoustic, run) if inputs is None else inputs
+            export_curve(run, name, results)
+            first_step(Synthesizer(bundle_from_run(run)), name, inputs, results)
+        elif not trained_to(run, steps):
+            log(f"{name}: another copy is training it; back later")
+            return inputs, True
+    for cond in CONDITIONS:
+        if raw_path(results, name, cond, "test").is_file():
+            continue
+        with claim(out / f"{name}.{cond}.lock") as mine:
+            if not mine:
+                log(f"{name} / {cond}: another copy is scoring it; next")
+                continue
+            inputs = split_inputs(acoustic, run) if inputs is None else inputs
+            evaluate_refiner(run, name, inputs, results, grid, (cond,))
+    return inputs, False
+
+
 def ablation_report(results: Path) -> str:
     """The delta refiner's training hypotheses: per remedy run and condition, the val-chosen setting's test
     ΔMCD / ΔDNSMOS vs the hypothesis (paired bootstrap), and whether each falls inside the 95 % prediction
@@ -930,19 +963,15 @@ def main() -> None:
         inputs = None
         if a.costs:
             refiner_costs(out, acoustic, results)
-        for name in names:
-            run = out / name
-            if all(raw_path(results, name, c, "test").is_file() for c in CONDITIONS):
-                continue
-            with claim(out / f"{name}.lock") as mine:
-                if not mine:
-                    log(f"{name}: another copy has it; next")
-                    continue
-                train_refiner(run, name, acoustic, a.refiner_steps, a.set)
-                note_acoustic(acoustic, name, results)
-                inputs = split_inputs(acoustic, run) if inputs is None else inputs
-                evaluate_refiner(run, name, inputs, results, grid)
-            write_reports(results, out)
+        pending = list(names)
+        while pending:
+            for name in list(pending):
+                inputs, busy = run_refiner(name, out, acoustic, results, grid, a.refiner_steps, a.set, inputs)
+                if not busy:
+                    pending.remove(name)
+                write_reports(results, out)
+            if pending:
+                time.sleep(60)  # another copy is training these; score a condition when it is done
         for name in [n for n in a.probe.split(",") if n]:
             if trained_to(out / name, a.refiner_steps):
                 inputs = split_inputs(acoustic, out / name) if inputs is None else inputs

@@ -252,3 +252,35 @@ def test_rebuilt_acoustic_check_pairs_the_two_runs_hypotheses(tmp_path: Path):
     rows = [ln for ln in lines if ln.startswith("| teacher-forced")]
     assert len(rows) == 1 and not any(ln.startswith("| from-text") for ln in lines)  # only where both exist
     assert rows[0].startswith("| teacher-forced | val | 6 | +0.0100 [+0.0100, +0.0100] | +0.0000 [+0.0000, +0.0000]")
+
+
+def test_a_trained_refiners_conditions_are_scored_by_whichever_copy_claims_each(tmp_path: Path, monkeypatch):
+    """Training (and the first step) is claimed per refiner, scoring per condition: while another live process
+    holds the teacher-forced claim, a copy scores only from text; while another trains, it comes back later."""
+    import ebtk.tts.bundle as bundle
+
+    calls: list[tuple] = []
+    trained = {"yes": True}
+    monkeypatch.setattr(S, "train_refiner", lambda run, name, *a: calls.append(("train", name)))
+    monkeypatch.setattr(S, "trained_to", lambda run, steps: trained["yes"])
+    for f in ("note_acoustic", "export_curve", "first_step"):
+        monkeypatch.setattr(S, f, lambda *a, **k: None)
+    monkeypatch.setattr(S, "split_inputs", lambda acoustic, run: "inputs")
+    monkeypatch.setattr(bundle, "bundle_from_run", lambda run: None)
+    monkeypatch.setattr(bundle, "Synthesizer", lambda b: None)
+    monkeypatch.setattr(S, "evaluate_refiner", lambda run, name, inputs, results, grid, conds: calls.append(
+        ("score", name, inputs, conds)))
+    out, results = tmp_path / "out", tmp_path / "results"
+    args = (out, tmp_path / "acoustic", results, [(1, 1.0)], 3000, [])
+    with S.claim(out / "delta.teacher-forced.lock") as held:  # a live process (this one) scores teacher-forced
+        assert held
+        assert S.run_refiner("delta", *args) == ("inputs", False)
+    assert calls == [("train", "delta"), ("score", "delta", "inputs", ("from-text",))]
+    calls.clear()
+    trained["yes"] = False
+    with S.claim(out / "delta.lock"):  # another copy is training it
+        assert S.run_refiner("delta", *args) == (None, True)
+    assert calls == []
+    for cond in S.CONDITIONS:  # both conditions scored: nothing left to do, no claim taken
+        _write(results, "delta", cond, "test", _rows("refined", 1, 1.0, HYP))
+    assert S.run_refiner("delta", *args, inputs="kept") == ("kept", False) and calls == []
