@@ -284,3 +284,26 @@ def test_a_trained_refiners_conditions_are_scored_by_whichever_copy_claims_each(
     for cond in S.CONDITIONS:  # both conditions scored: nothing left to do, no claim taken
         _write(results, "delta", cond, "test", _rows("refined", 1, 1.0, HYP))
     assert S.run_refiner("delta", *args, inputs="kept") == ("kept", False) and calls == []
+
+
+def test_fold_runs_are_claimed_one_per_copy(tmp_path: Path, monkeypatch):
+    """The out-of-fold ablation's two acoustic runs: a copy trains the fold no other live copy holds, so two
+    copies train both side by side; without waiting it returns at once."""
+    import ebtk.train.checkpoint as checkpoint
+    import ebtk.train.trainer as trainer
+
+    trained: list[str] = []
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path: {"config": {"train": {"steps": 2000}}})
+    monkeypatch.setattr(trainer, "train", lambda task, obj, run, **kw: trained.append(
+        next(o for o in kw["overrides"] if o.startswith("data.train_part="))))
+    monkeypatch.setattr(S, "trained_to", lambda run, steps: run.name in done)
+    done: set[str] = set()
+    out = tmp_path / "out"
+    with S.claim(out / "acoustic-part0of2.lock") as held:  # another live copy trains fold 0
+        assert held
+        runs = S.fold_runs(out, tmp_path / "acoustic", wait=False)
+    assert trained == ["data.train_part=1/2"]
+    assert [r.name for r in runs] == ["acoustic-part0of2", "acoustic-part1of2"]
+    trained.clear()
+    done |= {"acoustic-part0of2", "acoustic-part1of2"}
+    assert S.fold_runs(out, tmp_path / "acoustic") == runs and trained == []  # both trained: nothing, no wait
