@@ -318,9 +318,19 @@ def first_step(synth: Any, name: str, inputs: Any, results: Path, n_train: int =
         atomic_write_text(path, buf.getvalue())
 
 
+def first_step_rows(results: Path, name: str) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """(split, rows) of a refiner's first-step files that exist, val then train."""
+    import csv
+
+    for split in ("val", "train"):
+        path = first_step_path(results, name, split)
+        if path.is_file():
+            with open(path, newline="") as f:
+                yield split, list(csv.DictReader(f))
+
+
 def first_step_report(results: Path, names: list[str]) -> str:
     """Per refiner: mean [95 % bootstrap interval] of each first-step statistic over the val utterances."""
-    import csv
 
     from ebtk.metrics.stats import bootstrap_interval
 
@@ -328,12 +338,7 @@ def first_step_report(results: Path, names: list[str]) -> str:
              "| mel MSE removed by the best step | GV ratio of Ŷ | GV ratio after 1 step (η 1) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
-        for split in ("val", "train"):
-            path = first_step_path(results, name, split)
-            if not path.is_file():
-                continue
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
+        for split, rows in first_step_rows(results, name):
             cells = []
             for k in FIRST_STEP:
                 iv = bootstrap_interval([float(r[k]) for r in rows])
@@ -793,7 +798,6 @@ def ablation_report(results: Path) -> str:
     interval of one more seed of the default remedy (its seed spread: a single-seed run outside it differs by
     more than the seed noise). Then the first step's cosine with the residual on val and on training
     utterances: the over-fitting each remedy is meant to close."""
-    import csv
 
     from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval, t_prediction_interval
 
@@ -838,12 +842,7 @@ def ablation_report(results: Path) -> str:
               "|---|---|---|---|---|---|"]
     for remedy, names in REMEDIES.items():
         for name in names:
-            for split in ("val", "train"):
-                path = first_step_path(results, name, split)
-                if not path.is_file():
-                    continue
-                with open(path, newline="") as f:
-                    fs = list(csv.DictReader(f))
+            for split, fs in first_step_rows(results, name):
                 c, r = (bootstrap_interval([float(x[k]) for x in fs]) for k in ("cos", "norm_ratio"))
                 lines.append(f"| {remedy} | {name} | {split} | {c.n} | {ci(c, '')} | {ci(r, '')} |")
     lines += ["", "Every run: the delta refiner (score net), 3000 steps, the same acoustic run, data, crops and batch; "
