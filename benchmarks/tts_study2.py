@@ -331,7 +331,6 @@ def first_step_rows(results: Path, name: str) -> Iterator[tuple[str, list[dict[s
 
 def first_step_report(results: Path, names: list[str]) -> str:
     """Per refiner: mean [95 % bootstrap interval] of each first-step statistic over the val utterances."""
-
     from ebtk.metrics.stats import bootstrap_interval
 
     lines = ["| refiner | split | n | cos(s(Ŷ), Y − Ŷ) | ‖s(Ŷ)‖ / ‖Y − Ŷ‖ | best η ⟨s, r⟩/‖s‖² "
@@ -798,7 +797,6 @@ def ablation_report(results: Path) -> str:
     interval of one more seed of the default remedy (its seed spread: a single-seed run outside it differs by
     more than the seed noise). Then the first step's cosine with the residual on val and on training
     utterances: the over-fitting each remedy is meant to close."""
-
     from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval, t_prediction_interval
 
     def ci(iv: Any, sign: str = "+") -> str:

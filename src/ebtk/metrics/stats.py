@@ -54,16 +54,9 @@ def t_prediction_interval(values: Sequence[float], level: float = 0.95) -> Inter
     """Mean of `values` and the Student-t interval that holds one *new* draw with probability `level`:
     mean ± t_{n−1} · s · √(1 + 1/n). Why: one run of a variant (e.g. one seed of a training remedy) is
     compared with the spread of n seeds of the baseline, not with the baseline's mean."""
-    from scipy.stats import t
-
-    xs = [float(v) for v in values]
-    n = len(xs)
-    if n < 2:
-        return Interval(n, sum(xs) / n if n else math.nan, math.nan, math.nan, level)
-    mean = sum(xs) / n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = float(t.ppf(0.5 + level / 2, n - 1)) * sd * math.sqrt(1 + 1 / n)
-    return Interval(n, mean, mean - half, mean + half, level)
+    iv = t_interval(values, level)  # its half-width is t·s/√n; a new draw's is √(n + 1) times that
+    half = iv.half_width * math.sqrt(iv.n + 1)
+    return Interval(iv.n, iv.mean, iv.mean - half, iv.mean + half, level)
 
 
 def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Interval:

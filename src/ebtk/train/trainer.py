@@ -33,7 +33,7 @@ from ebtk.io import atomic_write_text
 from ebtk.objectives import Objective, objective_class
 from ebtk.tasks.base import Task, build_task, task_class
 from ebtk.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, snapshot_path
-from ebtk.train.distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed
+from ebtk.train.distributed import DistInfo, broadcast_flag, cleanup, init_distributed
 
 COMPILED_LOSS = ("cd", "pcd", "sa-nce", "nce")
 """Objectives whose loss evaluates E_θ first-order only: `train.compile` compiles their model call.
@@ -355,10 +355,6 @@ class Trainer:
             write_metrics(self.run_dir, metrics)
         if writer is not None:
             writer.close()
-        # Other ranks wait for rank 0's evaluation: a rank tearing gloo down while its peer is still in the
-        # group aborted ("terminate called without an active exception"), and torchrun then killed rank 0
-        # before it wrote metrics.json (1 run in 5 under load).
-        barrier(self.dist)
         cleanup(self.dist)
         return metrics
 
