@@ -341,7 +341,7 @@ def first_step_report(results: Path, names: list[str]) -> str:
             cells = []
             for k in FIRST_STEP:
                 iv = bootstrap_interval([float(r[k]) for r in rows])
-                cells.append(f"{iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}]")
+                cells.append(fmt_ci(iv))
             lines.append(f"| {name} | {split} | {len(rows)} | " + " | ".join(cells) + " |")
     lines += ["", "Teacher-forced (the hypothesis is frame-aligned with the reference mel Y): the val utterances, and "
               "the first 50 training utterances with their clean hypotheses; r = Y − Ŷ on the raw log-mel. A "
@@ -440,6 +440,16 @@ def small_eta_probe(run: Path, name: str, inputs: Any, results: Path) -> None:
                condition="teacher-forced", hypothesis=False)
 
 
+def fmt_ci(iv: Any, nd: int = 3, sign: str = "") -> str:
+    """'mean [lo, hi]': the one interval format every table here uses (sign='+' for differences)."""
+    return f"{iv.mean:{sign}.{nd}f} {fmt_range(iv, nd, sign)}"
+
+
+def fmt_range(iv: Any, nd: int = 3, sign: str = "") -> str:
+    """'[lo, hi]' alone, for columns whose mean is shown elsewhere."""
+    return f"[{iv.lo:{sign}.{nd}f}, {iv.hi:{sign}.{nd}f}]"
+
+
 def small_eta_report(results: Path, names: list[str]) -> str:
     """Per refiner and small η: val ΔMCD and ΔDNSMOS vs the hypothesis, paired bootstrap."""
     from ebtk.metrics.stats import paired_bootstrap_interval
@@ -456,7 +466,7 @@ def small_eta_report(results: Path, names: list[str]) -> str:
             ids, cells = [i for i in rows if i in hyp], []
             for m in ("mcd", "dnsmos"):
                 iv = paired_bootstrap_interval([rows[i][m] for i in ids], [hyp[i][m] for i in ids])
-                cells.append(f"{iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]")
+                cells.append(fmt_ci(iv, sign="+"))
             lines.append(f"| {name} | {eta:g} | {iv.n} | {cells[0]} | {cells[1]} |")
     lines += ["", "Diagnostic only (no selection uses it): one refinement step at step sizes below the shared grid "
               "(steps {1, 2, 5} × η {0.5, 1}), teacher-forced, on the 50 val utterances. Intervals: 95 % paired "
@@ -613,15 +623,14 @@ def fm_curve_report(results: Path, budget: dict[str, Any]) -> str:
         step = int(path.name.split(".")[0].split("-")[1])
         iv = bootstrap_interval([r["mcd"] for r in rows])
         secs = rows[0]["system"].split("@")[1].strip()
-        lines.append(f"| {step} | {secs} | {rows[0]['steps']} | {iv.n} | {iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}] |")
+        lines.append(f"| {step} | {secs} | {rows[0]['steps']} | {iv.n} | {fmt_ci(iv)} |")
     base = group_rows(read_per_utterance_csv(raw_path(results, BASE, "from-text", "val")))[("hypothesis", 0, None)]
     hyp = bootstrap_interval([r["mcd"] for r in base.values()])
-    lines += ["", f"Acoustic hypothesis, val from text: {hyp.mean:.3f} [{hyp.lo:.3f}, {hyp.hi:.3f}] (n = {hyp.n})."]
+    lines += ["", f"Acoustic hypothesis, val from text: {fmt_ci(hyp)} (n = {hyp.n})."]
     if raw_path(results, "delta", "from-text", "val").is_file():
         k, e, rows, _ = chosen_rows(results, "delta", "from-text", "val")
         d = bootstrap_interval([r["mcd"] for r in rows.values()])
-        lines.append(f"Delta refiner at its val choice ({k} × η {e:g}), val from text: {d.mean:.3f} "
-                     f"[{d.lo:.3f}, {d.hi:.3f}].")
+        lines.append(f"Delta refiner at its val choice ({k} × η {e:g}), val from text: {fmt_ci(d)}.")
     ps = budget["seconds_per_step"]
     lines += ["", f"Budget: {budget['fm_steps']} FM steps cost what {budget['acoustic_steps']} acoustic and "
               f"{budget['delta_steps']} delta-refiner steps cost ({budget['budget_seconds']:.0f} s of one thread at "
@@ -650,7 +659,7 @@ def rebuilt_report(results: Path) -> str:
             cells = []
             for m in METRICS:
                 iv = paired_bootstrap_interval([new[i][m] for i in ids], [old[i][m] for i in ids])
-                cells.append(f"{iv.mean:+.4f} [{iv.lo:+.4f}, {iv.hi:+.4f}]")
+                cells.append(fmt_ci(iv, nd=4, sign="+"))
             lines.append(f"| {cond} | {split} | {len(ids)} | {' | '.join(cells)} |")
     lines += ["", "The study's acoustic run dir was lost between sessions; `--restore-acoustic` rebuilt it from the "
               "shipped bundle (its fp16 weights cast to fp32; hypotheses rewritten with the same seeded dropout "
@@ -663,9 +672,6 @@ def report(results: Path, names: list[str]) -> str:
     """The test table per condition, from the raw CSVs (regenerates identically: fixed bootstrap seed)."""
     from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval
     from ebtk.tts.evaluate import FM_SYSTEM, choose_setting, group_rows, row_mean
-
-    def ci(iv: Any, nd: int = 3, sign: str = "") -> str:
-        return f"{iv.mean:{sign}.{nd}f} [{iv.lo:{sign}.{nd}f}, {iv.hi:{sign}.{nd}f}]"
 
     out = []
     for cond in CONDITIONS:
@@ -685,7 +691,7 @@ def report(results: Path, names: list[str]) -> str:
             if not base_done:
                 for label, rows in (("vocoded reference", ref), ("hypothesis", hyp)):
                     mcd = bootstrap_interval([rows[i]["mcd"] for i in ids])
-                    lines.append(f"| {label} | – | – | {mcd.n} | {ci(mcd, 2)} | – | – | – | – | – |")
+                    lines.append(f"| {label} | – | – | {mcd.n} | {fmt_ci(mcd, 2)} | – | – | – | – | – |")
                 base_done = True
             gap = row_mean(hyp, "mcd") - row_mean(ref, "mcd")
             for (s, kk, ee), rows in sorted(sets.items(), key=lambda x: (x[0][1], x[0][2] or 0)):
@@ -695,17 +701,18 @@ def report(results: Path, names: list[str]) -> str:
                 for m in METRICS:
                     pairs = [(rows[i][m], hyp[i][m]) for i in ids if i in rows and rows[i][m] is not None
                              and hyp[i][m] is not None]
-                    cells.append(ci(paired_bootstrap_interval([a for a, _ in pairs], [b for _, b in pairs]),
-                                    3, "+"))
+                    cells.append(fmt_ci(paired_bootstrap_interval([a for a, _ in pairs], [b for _, b in pairs]),
+                                        sign="+"))
                 mcd = bootstrap_interval([rows[i]["mcd"] for i in ids if i in rows])
                 share = 100 * (row_mean(hyp, "mcd") - row_mean(rows, "mcd")) / gap
                 chosen = "**yes**" if (kk, ee or 1.0) == (k, e) else ""
                 setting = f"{kk} Euler steps" if name == FM else f"{kk} × η {ee:g}"
-                lines.append(f"| {name} | {setting} | {chosen} | {mcd.n} | {ci(mcd, 2)} | {cells[0]} | "
+                lines.append(f"| {name} | {setting} | {chosen} | {mcd.n} | {fmt_ci(mcd, 2)} | {cells[0]} | "
                              f"{share:+.1f} % | {cells[1]} | {cells[2]} | {cells[3]} |")
             if k == 0:
                 mcd = bootstrap_interval([hyp[i]["mcd"] for i in ids])  # val chose not to refine
-                lines.append(f"| {name} | 0 (hypothesis) | **yes** | {mcd.n} | {ci(mcd, 2)} | 0 | 0 % | 0 | 0 | 0 |")
+                lines.append(f"| {name} | 0 (hypothesis) | **yes** | {mcd.n} | {fmt_ci(mcd, 2)} "
+                             "| 0 | 0 % | 0 | 0 | 0 |")
         out += lines + [""]
     out.append("Test split; MCD-DTW / log-F0 RMSE / V/UV against the recording (WORLD analysis, DTW), DNSMOS OVRL. "
                "Intervals: 95 % percentile bootstrap over utterances (10 000 resamples, seed 0); Δ columns pair "
@@ -738,13 +745,13 @@ def seeds_report(results: Path) -> str:
                 ids = sorted(hyp)
                 iv = paired_bootstrap_interval([rows[i]["mcd"] for i in ids], [hyp[i]["mcd"] for i in ids])
                 mark = "†" if base_name(results, name) == REBUILT_BASE else ""
-                cells.append(f"{name}{mark}: {k} × η {e:g}, {iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]")
+                cells.append(f"{name}{mark}: {k} × η {e:g}, {fmt_ci(iv, sign='+')}")
                 means.append(iv.mean)
             if len(means) < 2:
                 continue
             t = t_interval(means)
             lines.append(f"| {group} | {cond} | {'; '.join(cells)} | {t.mean:+.3f} | {min(means):+.3f} – "
-                         f"{max(means):+.3f} | [{t.lo:+.3f}, {t.hi:+.3f}] |")
+                         f"{max(means):+.3f} | {fmt_range(t, sign='+')} |")
     lines += ["", "Seeds differ in the refiner's initialisation and data order (train.seed); the acoustic run and "
               "its hypotheses are shared, except that † marks a seed trained on the rebuilt acoustic run (the "
               "original run dir was lost; rebuilt from the shipped fp16 weights, its hypotheses score as the "
@@ -799,9 +806,6 @@ def ablation_report(results: Path) -> str:
     utterances: the over-fitting each remedy is meant to close."""
     from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval, t_prediction_interval
 
-    def ci(iv: Any, sign: str = "+") -> str:
-        return f"{iv.mean:{sign}.3f} [{iv.lo:{sign}.3f}, {iv.hi:{sign}.3f}]"
-
     lines = ["| remedy | run | condition | chosen on val | n | test ΔMCD dB | ΔDNSMOS | vs the default's seeds: "
              "ΔMCD; ΔDNSMOS |", "|---|---|---|---|---|---|---|---|"]
     default = next(iter(REMEDIES.values()))
@@ -820,8 +824,8 @@ def ablation_report(results: Path) -> str:
                     for acc, iv in zip(seed_means, d):
                         acc.append(iv.mean)
                 mark = "†" if base_name(results, name) == REBUILT_BASE else ""
-                rows_out.append((name, [remedy, f"{name}{mark}", cond, f"{k} × η {e:g}", str(d[0].n), ci(d[0]),
-                                        ci(d[1])], d))
+                rows_out.append((name, [remedy, f"{name}{mark}", cond, f"{k} × η {e:g}", str(d[0].n),
+                                        fmt_ci(d[0], sign="+"), fmt_ci(d[1], sign="+")], d))
         pred = [t_prediction_interval(v) for v in seed_means]
         for name, cells, d in rows_out:
             if name in default:
@@ -835,14 +839,14 @@ def ablation_report(results: Path) -> str:
             lines.append("| " + " | ".join([*cells, verdict]) + " |")
         if pred[0].n >= 2:
             lines.append(f"| default, one more seed | 95 % prediction interval over {pred[0].n} seeds | {cond} | | "
-                         f"| [{pred[0].lo:+.3f}, {pred[0].hi:+.3f}] | [{pred[1].lo:+.3f}, {pred[1].hi:+.3f}] | |")
+                         f"| {fmt_range(pred[0], sign='+')} | {fmt_range(pred[1], sign='+')} | |")
     lines += ["", "| remedy | run | first step on | n | cos(s(Ŷ), Y − Ŷ) | ‖s(Ŷ)‖ / ‖Y − Ŷ‖ |",
               "|---|---|---|---|---|---|"]
     for remedy, names in REMEDIES.items():
         for name in names:
             for split, fs in first_step_rows(results, name):
                 c, r = (bootstrap_interval([float(x[k]) for x in fs]) for k in ("cos", "norm_ratio"))
-                lines.append(f"| {remedy} | {name} | {split} | {c.n} | {ci(c, '')} | {ci(r, '')} |")
+                lines.append(f"| {remedy} | {name} | {split} | {c.n} | {fmt_ci(c)} | {fmt_ci(r)} |")
     lines += ["", "Every run: the delta refiner (score net), 3000 steps, the same acoustic run, data, crops and batch; "
               "only the training hypotheses differ (acoustic.hyp_remedy), and the default has 3 seeds (train.seed "
               "0–2; † trained on the rebuilt acoustic run, paired with its hypothesis). Test: 100 utterances, the "
