@@ -847,6 +847,7 @@ def ablation_report(results: Path) -> str:
             for split, fs in first_step_rows(results, name):
                 c, r = (bootstrap_interval([float(x[k]) for x in fs]) for k in ("cos", "norm_ratio"))
                 lines.append(f"| {remedy} | {name} | {split} | {c.n} | {fmt_ci(c)} | {fmt_ci(r)} |")
+    lines += residual_size_lines(results, default[0])
     lines += ["", "Every run: the delta refiner (score net), 3000 steps, the same acoustic run, data, crops and batch; "
               "only the training hypotheses differ (acoustic.hyp_remedy), and the default has 3 seeds (train.seed "
               "0–2; † trained on the rebuilt acoustic run, paired with its hypothesis). Test: 100 utterances, the "
@@ -855,8 +856,47 @@ def ablation_report(results: Path) -> str:
               "prediction interval of one more seed of the default (mean ± t·s·√(1 + 1/n) over its seeds'); with one "
               "seed per remedy, only a run outside it differs by more than seed noise. First step: teacher-forced, "
               "on the val utterances and on 50 training utterances with their clean hypotheses (the over-fitting "
-              "the remedies address shows as a higher cosine on train than on val)."]
+              "the remedies address shows as a higher cosine on train than on val). Training pairs: the square of "
+              "the delta loss's target_rms, averaged over each logging window of 100 steps "
+              "(raw/<run>.train-curve.csv: random crops of the training utterances with the remedy's hypotheses), "
+              "against the val hypotheses' per-utterance mel MSE (whole utterances); a remedy whose training "
+              "residuals are smaller than the val ones still over-fits, one whose are larger trains on worse "
+              "hypotheses than it will meet. Intervals: 95 % percentile bootstrap over logged windows / utterances."]
     return "\n".join(lines)
+
+
+def residual_size_lines(results: Path, default: str) -> list[str]:
+    """Per remedy run, the mel MSE of the pairs the delta refiner trained on, then that of the val hypotheses
+    it meets (`default`'s, teacher-forced: frame-aligned mels); [] when neither is there."""
+    from ebtk.metrics.stats import bootstrap_interval
+
+    lines = []
+    for remedy, names in REMEDIES.items():
+        for name in names:
+            if mse := training_residual_mse(results, name):
+                lines.append(f"| {remedy} | {name} | {len(mse)} logged windows | {fmt_ci(bootstrap_interval(mse))} |")
+    val_path = raw_path(results, default, CONDITIONS[0], "val")
+    val_mse = [float(r["mel_mse"]) for r in (study_rows(results, default, CONDITIONS[0], "val")
+                                             if val_path.is_file() else [])
+               if r["system"] == "hypothesis" and r["mel_mse"] is not None]
+    if val_mse:
+        val = bootstrap_interval(val_mse)
+        lines.append(f"| what the refiner meets: the val hypotheses | {base_name(results, default)} | "
+                     f"{val.n} utterances | {fmt_ci(val)} |")
+    return ["", "| training pairs of | run | n | mel MSE of Y − Ŷ |", "|---|---|---|---|", *lines] if lines else []
+
+
+def training_residual_mse(results: Path, name: str) -> list[float]:
+    """target_rms² per logged step of `raw/<name>.train-curve.csv`: about the mel MSE between the reference
+    and the hypothesis of the batches the delta refiner trained on (the square of a window's mean rms, a little
+    under its mean square; empty without the file or the column)."""
+    import csv
+
+    path = results / "raw" / f"{name}.train-curve.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [float(r["target_rms"]) ** 2 for r in csv.DictReader(f) if r.get("target_rms")]
 
 
 RESUME = ("OMP_NUM_THREADS=1 python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --restore-acoustic "

@@ -89,6 +89,29 @@ def test_ablation_compares_one_remedy_run_with_the_default_seeds_prediction_inte
     assert not any("delta-oof" in ln for ln in lines)  # not run: no row
 
 
+def test_ablation_sizes_each_remedys_training_residuals_against_the_val_hypotheses(tmp_path: Path):
+    """target_rms 0.6 and 0.8 in two logged windows: mean square (0.36 + 0.64) / 2 = 0.5, and a bootstrap of two
+    values spans them (both resamples of one value have probability 1/4 > 2.5 %); the val hypotheses'
+    per-utterance mel MSE 0.3 … 0.8 has mean 0.55. A run without a curve, a window without target_rms and the
+    from-text rows (no mel MSE) add nothing."""
+    from ebtk.io import atomic_write_text
+
+    _study(tmp_path, {"delta": -0.1, "delta-oof": 0.1})
+    rows = _rows("hypothesis", 0, None, HYP)
+    for r, mse in zip(rows, (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)):
+        r["mel_mse"] = mse
+    _write(tmp_path, S.BASE, "teacher-forced", "val", rows)
+    assert S.residual_size_lines(tmp_path, "delta")[-1].startswith(
+        "| what the refiner meets: the val hypotheses | base | 6 utterances | 0.550 [")
+    atomic_write_text(tmp_path / "raw" / "delta-oof.train-curve.csv",
+                      "step,loss,target_rms\n100,0.5,0.6\n200,0.4,0.8\n300,0.4,\n")
+    lines = [ln for ln in S.ablation_report(tmp_path).splitlines()
+             if ln.startswith("|") and ("logged windows" in ln or "val hyp" in ln)]
+    assert lines[0] == "| out-of-fold | delta-oof | 2 logged windows | 0.500 [0.360, 0.640] |"
+    assert len(lines) == 2 and lines[1].startswith("| what the refiner meets:")
+    assert S.residual_size_lines(tmp_path / "empty", "delta") == []
+
+
 def test_fm_rows_pair_with_the_acoustic_hypothesis(tmp_path: Path):
     _study(tmp_path, {})
     for cond in S.CONDITIONS:
