@@ -237,7 +237,7 @@ def export_curve(run: Path, name: str, results: Path) -> None:
 
     from ebtk.io import atomic_write_text
 
-    path = results / "raw" / f"{name}.train-curve.csv"
+    path = curve_path(results, name)
     if path.is_file() or not (run / "tb").is_dir():
         return
     ea = EventAccumulator(str(run / "tb"))
@@ -258,6 +258,10 @@ def export_curve(run: Path, name: str, results: Path) -> None:
 
 def raw_path(results: Path, name: str, condition: str, split: str) -> Path:
     return results / "raw" / f"{name}.{condition}.{split}.csv"
+
+
+def curve_path(results: Path, name: str) -> Path:
+    return results / "raw" / f"{name}.train-curve.csv"
 
 
 def first_step_path(results: Path, name: str, split: str) -> Path:
@@ -869,19 +873,20 @@ def residual_size_lines(results: Path, default: str) -> list[str]:
     """Per remedy run, the mel MSE of the pairs the delta refiner trained on, then that of the val hypotheses
     it meets (`default`'s, teacher-forced: frame-aligned mels); [] when neither is there."""
     from ebtk.metrics.stats import bootstrap_interval
+    from ebtk.tts.evaluate import read_per_utterance_csv
 
     lines = []
     for remedy, names in REMEDIES.items():
         for name in names:
             if mse := training_residual_mse(results, name):
                 lines.append(f"| {remedy} | {name} | {len(mse)} logged windows | {fmt_ci(bootstrap_interval(mse))} |")
-    val_path = raw_path(results, default, CONDITIONS[0], "val")
-    val_mse = [float(r["mel_mse"]) for r in (study_rows(results, default, CONDITIONS[0], "val")
-                                             if val_path.is_file() else [])
+    own = base_name(results, default)
+    base = raw_path(results, own, CONDITIONS[0], "val")  # the hypothesis rows
+    val_mse = [float(r["mel_mse"]) for r in (read_per_utterance_csv(base) if base.is_file() else [])
                if r["system"] == "hypothesis" and r["mel_mse"] is not None]
     if val_mse:
         val = bootstrap_interval(val_mse)
-        lines.append(f"| what the refiner meets: the val hypotheses | {base_name(results, default)} | "
+        lines.append(f"| what the refiner meets: the val hypotheses | {own} | "
                      f"{val.n} utterances | {fmt_ci(val)} |")
     return ["", "| training pairs of | run | n | mel MSE of Y − Ŷ |", "|---|---|---|---|", *lines] if lines else []
 
@@ -892,7 +897,7 @@ def training_residual_mse(results: Path, name: str) -> list[float]:
     under its mean square; empty without the file or the column)."""
     import csv
 
-    path = results / "raw" / f"{name}.train-curve.csv"
+    path = curve_path(results, name)
     if not path.is_file():
         return []
     with open(path, newline="") as f:
