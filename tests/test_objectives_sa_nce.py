@@ -36,7 +36,8 @@ def test_at_refresh_logit_is_zero_and_loss_is_2log2(c_mode):
     torch.testing.assert_close(out.loss, torch.tensor(2 * math.log(2)))
     assert float(out.metrics["c"]) == 0.0 and float(out.metrics["acc"]) == 0.5
     assert out.negatives.shape == (64, 2)
-    assert all(not p.requires_grad for p in obj.snapshot.parameters())
+    assert list(obj.snapshot.parameters()) == []  # frozen as buffers: never handed to an optimiser
+    assert [n for n, _ in obj.named_parameters()] == ["c"]
     trainable = [n for n, p in obj.named_parameters() if p.requires_grad]
     assert trainable == (["c"] if c_mode == "learned" else [])  # the snapshot is never optimised
 
@@ -76,7 +77,9 @@ def _train(obj: SANCE, model: torch.nn.Module, task, steps: int, check=None, bat
 
 
 def _same(obj: SANCE, model: torch.nn.Module) -> bool:
-    return all(torch.equal(a, b) for a, b in zip(obj.snapshot.state_dict().values(), model.state_dict().values()))
+    snap = obj.snapshot.state_dict()
+    return snap.keys() == model.state_dict().keys() and all(torch.equal(snap[k], v)
+                                                            for k, v in model.state_dict().items())
 
 
 def test_refresh_exactly_at_multiples_of_k_and_c_reset():
@@ -157,7 +160,8 @@ def test_snapshot_round_trips_through_state_dict():
     a.setup(gaussian_model())
     b.setup(GaussianEnergy(2))
     b.load_state_dict(a.state_dict())
-    assert all(torch.equal(x, y) for x, y in zip(a.snapshot.state_dict().values(), b.snapshot.state_dict().values()))
+    sa, sb = a.snapshot.state_dict(), b.snapshot.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_sa_nce_refuses_score_models_and_snapshots_on_first_call():

@@ -7,6 +7,12 @@ the loss is 2·log 2 and its gradient is ½(E_data ∇E − E_θ̄ ∇E), half t
 Between refreshes the classification keeps the model honest about the snapshot; K = 1 is ≈ ML and
 K = never (`interval: never`, null in YAML) keeps the first snapshot (plain NCE against the initial model).
 
+The snapshot is a frozen deep copy whose parameters are turned into buffers: it is checkpointed with the
+objective (``snapshot.*`` keys) but never in ``parameters()``, so an optimiser over
+``[*model.parameters(), *objective.parameters()]`` saves and loads whether or not the snapshot exists yet.
+A state dict loaded into a freshly built objective (no snapshot yet: it needs the model's architecture)
+keeps the snapshot's tensors aside and puts them into the snapshot when `setup` / the first call makes it.
+
 c is either `learned` (an nn.Parameter, reset to 0 at each refresh) or `estimated`: the importance
 estimate c = log mean_y exp(−E_θ(y) + E_θ̄(y)) over the batch's noise samples y ~ p_θ̄. The estimate is
 left in the graph: it is the loss's own normaliser as a function of θ, and at a refresh its gradient
@@ -24,7 +30,7 @@ import torch
 from torch import nn
 
 from ebtk.energy import unwrap
-from ebtk.errors import EbtkError
+from ebtk.errors import EbtkError, one_line
 from ebtk.objectives.base import Batch, LossOutput, Objective
 from ebtk.objectives.cd import Chains
 from ebtk.objectives.nce import nce_loss, tile_cond
@@ -64,27 +70,39 @@ class SANCE(Objective):
         self.c = nn.Parameter(torch.zeros(()), requires_grad=cfg.c == "learned")
         self.chains = Chains(self.sampler_cfg, self.init_fn, self.sampler_cfg.persistent, cfg.hyp_noise)
         self.snapshot: nn.Module | None = None
+        self._pending_snapshot: dict[str, torch.Tensor] | None = None  # loaded before the snapshot existed
         self.register_buffer("refreshes", torch.zeros((), dtype=torch.long))
 
     # -- snapshot ---------------------------------------------------------------------------------
     def setup(self, model: nn.Module) -> None:
+        """Take the first snapshot θ̄ = θ (or, after `load_state_dict` into a fresh objective, the loaded one)."""
         self.check_model(model)
-        snap = copy.deepcopy(unwrap(model))
-        for p in snap.parameters():
-            p.requires_grad_(False)
-        self.snapshot = snap  # a submodule: checkpointed with the objective, never optimised
+        self.snapshot = frozen_copy(unwrap(model))  # a submodule of buffers: checkpointed, never optimised
+        if self._pending_snapshot is not None:
+            try:
+                self.snapshot.load_state_dict(self._pending_snapshot)
+            except RuntimeError as e:
+                raise EbtkError(f"the loaded SA-NCE snapshot does not fit this model: {one_line(e)}") from None
+            self._pending_snapshot = None
 
     def refresh(self, model: nn.Module) -> None:
         """θ̄ ← θ and (learned c) c ← 0, so that G ≡ 0 right after."""
         if self.snapshot is None:
             self.setup(model)
-        else:
-            with torch.no_grad():
-                for dst, src in zip(self.snapshot.state_dict().values(), unwrap(model).state_dict().values()):
-                    dst.copy_(src)
+        with torch.no_grad():  # by name: the snapshot lists its (former) parameters after its buffers
+            snap = self.snapshot.state_dict()
+            for k, v in unwrap(model).state_dict().items():
+                snap[k].copy_(v)
         with torch.no_grad():
             self.c.zero_()
         self.refreshes += 1
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        if self.snapshot is None:  # fresh objective: keep the snapshot's tensors for `setup`
+            key = prefix + "snapshot."
+            found = {k[len(key):]: state_dict.pop(k) for k in [k for k in state_dict if k.startswith(key)]}
+            self._pending_snapshot = found or None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def on_step(self, model: nn.Module, step: int) -> None:
         if self.cfg.interval is not None and step % self.cfg.interval == 0:
@@ -118,3 +136,15 @@ class SANCE(Objective):
             metrics["reg"] = reg.detach()
         metrics.update(c=c.detach(), e_pos=e_pos.detach().mean(), e_neg=e_neg.detach().mean())
         return LossOutput(loss, metrics, y)
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of `model` whose parameters are buffers (same state-dict keys): it computes like
+    `model`, is moved and checkpointed with its owner, and never shows up in ``parameters()``."""
+    snap = copy.deepcopy(model)
+    for mod in snap.modules():
+        for name, p in list(mod._parameters.items()):
+            if p is not None:
+                del mod._parameters[name]
+                mod.register_buffer(name, p.detach().requires_grad_(False))
+    return snap
