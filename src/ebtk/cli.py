@@ -9,7 +9,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from ebtk.errors import EbtkError
+from ebtk.errors import EbtkError, one_line
+
+RESUME_HINT = "interrupted; re-run the same command to resume from the last checkpoint"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -19,7 +21,10 @@ def _train(args: argparse.Namespace) -> int:
     for flag, key in (("steps", "train.steps"), ("seed", "train.seed"), ("device", "train.device")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
+    from ebtk.io import check_output_dir
+
     out = args.out or f"runs/{args.task}-{args.objective}"
+    check_output_dir(out, "--out")
     metrics = train(args.task, args.objective, out, args.config, overrides, progress=not args.quiet,
                     restart=args.restart)
     if metrics:
@@ -28,17 +33,21 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from ebtk.io import lock_run_dir
     from ebtk.train.trainer import evaluate_run, load_run, write_metrics
 
-    config, task, model, objective, step = load_run(args.run_dir, args.device)
-    metrics = evaluate_run(task, model, objective, Path(args.run_dir), config, step)
-    old = Path(args.run_dir) / "metrics.json"
-    if old.exists():  # keep training-time facts (wall time) that evaluation cannot recompute
-        prev = json.loads(old.read_text())
-        for k in ("train_seconds", "steps_per_second"):
-            if k in prev:
-                metrics.setdefault(k, prev[k])
-    write_metrics(Path(args.run_dir), metrics)
+    if not (Path(args.run_dir) / "config.yaml").is_file():
+        raise EbtkError(f"{args.run_dir} is not an ebtk run dir (no config.yaml)")
+    with lock_run_dir(args.run_dir):
+        config, task, model, objective, step = load_run(args.run_dir, args.device)
+        metrics = evaluate_run(task, model, objective, Path(args.run_dir), config, step)
+        old = Path(args.run_dir) / "metrics.json"
+        if old.exists():  # keep training-time facts (wall time) that evaluation cannot recompute
+            prev = json.loads(old.read_text())
+            for k in ("train_seconds", "steps_per_second"):
+                if k in prev:
+                    metrics.setdefault(k, prev[k])
+        write_metrics(Path(args.run_dir), metrics)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -46,10 +55,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
+    from ebtk.io import check_output_file
     from ebtk.train.trainer import load_run
 
     if args.n <= 0:
         raise EbtkError("--n must be positive")
+    check_output_file(args.out)
     _, task, model, _, _ = load_run(args.run_dir, args.device)
     x = task.sample(model, args.n, torch.Generator().manual_seed(args.seed))
     task.save_samples(x, Path(args.out))
@@ -58,8 +69,11 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from ebtk.io import check_output_file
     from ebtk.report.compare import compare_runs
 
+    if args.out:
+        check_output_file(args.out)
     table = compare_runs([Path(p) for p in args.run_dirs], Path(args.out) if args.out else None)
     print(table)
     return 0
@@ -67,17 +81,24 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from ebtk.demo import run_demo
+    from ebtk.io import check_output_dir
 
+    check_output_dir(args.out)
     path = run_demo(Path(args.out), size=args.size, parts=args.parts)
     print(f"report: {path}")
     return 0
 
 
 def _synthesize(args: argparse.Namespace) -> int:
+    from ebtk.io import check_output_dir, check_output_file
     from ebtk.tts.synthesize import synthesize, synthesize_lines
 
     if (args.text is None) == (args.file is None):
         raise EbtkError("give --text with --out, or --file with --out-dir")
+    if args.text is not None and args.out:
+        check_output_file(args.out)
+    elif args.file is not None and args.out_dir:
+        check_output_dir(args.out_dir, "--out-dir")
     kw = {"steps": args.steps, "step_size": args.step_size, "length_scale": args.length_scale,
           "write_hypothesis": args.hypothesis, "device": args.device}
     if args.text is not None:
@@ -92,9 +113,14 @@ def _synthesize(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from ebtk.io import check_output_file, lock_run_dir
     from ebtk.tts.bundle import export
 
-    path = export(args.run_dir, args.file)
+    check_output_file(args.file, "FILE")
+    if not Path(args.run_dir).is_dir():
+        raise EbtkError(f"run dir not found: {args.run_dir}")
+    with lock_run_dir(args.run_dir):
+        path = export(args.run_dir, args.file)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
@@ -119,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discard the run dir's checkpoint, metrics and logs and start over (else a run dir whose "
                         "checkpoint has another config is refused)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
-    t.set_defaults(func=_train)
+    t.set_defaults(func=_train, on_interrupt=RESUME_HINT)
 
     e = sub.add_parser("evaluate", help="(re)write RUN_DIR/metrics.json and print it")
     e.add_argument("run_dir")
@@ -143,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out")
     d.add_argument("--size", choices=["tiny", "small", "full"], default="small")
     d.add_argument("--parts", default="toy2d,ksweep,digits,tts", help="comma-separated parts to run")
-    d.set_defaults(func=_demo)
+    d.set_defaults(func=_demo, on_interrupt=RESUME_HINT)
 
     y = sub.add_parser("synthesize", help="text → hypothesis → refined mel → HiFi-GAN wav (prints the RTF)")
     y.add_argument("model", metavar="MODEL_FILE|RUN_DIR", nargs="?", default=None,
@@ -162,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--hypothesis", action="store_true",
                    help="also write the unrefined hypothesis wav (<stem>_hyp.wav)")
     y.add_argument("--device", default="cpu")
-    y.set_defaults(func=_synthesize)
+    y.set_defaults(func=_synthesize, on_interrupt="interrupted; the wavs already written are complete (with "
+                                                  "--file: lines 1, 2, … in order up to the last one written)")
 
     x = sub.add_parser("export", help="write a tts run's one-file inference bundle (weights_only-loadable)")
     x.add_argument("run_dir", help="a tts run dir (refiner, acoustic or fm)")
@@ -202,10 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EbtkError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e, 2000)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an OS error on a path the user gave (the checks above catch most before any work)
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error: cannot use{where}: {e.strerror or one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; re-run the same command to resume from the last checkpoint", file=sys.stderr)
+        print(f"error: {getattr(args, 'on_interrupt', 'interrupted')}", file=sys.stderr)
         return 130
 
 

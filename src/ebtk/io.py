@@ -5,21 +5,35 @@ crash (even kill -9) leaves the old file or the new one, never a torn one. ``mks
 0600; the temp file is chmod-ed to ``0666 & ~umask`` before the rename, so outputs are 0644 under the
 usual umask 022 instead of private.
 
+A symlink at the target is written *through*: the new file replaces the link's target, and the link
+stays. Output paths the user gives are checked before any work starts (`check_output_file`,
+`check_output_dir`): a directory where a file is wanted, a device, FIFO or socket, and an unwritable place
+are EbtkErrors; an OS error while writing is an EbtkError naming the path, never a traceback.
+
 Run-dir paths: `resolve_in(run_dir, p)` reads a path stored in a run dir's config (absolute, or relative
 to the run dir) and `store_path(run_dir, p)` writes one, so a run dir can be moved or used from any cwd.
+
+One writer per run dir: `lock_run_dir` holds an exclusive `fcntl` lock on ``RUN_DIR/.lock`` (with the
+holder's PID in it) for as long as a process trains, evaluates or exports there.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_text", "default_mode", "load_torch",
-           "resolve_in", "store_path"]
+from ebtk.errors import EbtkError, one_line
+
+__all__ = ["AtomicFile", "atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_text",
+           "check_output_dir", "check_output_file", "default_mode", "load_torch", "lock_run_dir", "resolve_in",
+           "store_path", "write_target"]
 
 
 def default_mode() -> int:
@@ -29,24 +43,69 @@ def default_mode() -> int:
     return 0o666 & ~mask
 
 
+def write_target(path: str | os.PathLike) -> Path:
+    """Where writing `path` really lands: a symlink's final target (written through, the link kept), else
+    `path` itself."""
+    path = Path(os.path.expanduser(str(path)))
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _os_error(path: Path, e: OSError, doing: str = "write") -> EbtkError:
+    why = e.strerror or one_line(e)
+    return EbtkError(f"cannot {doing} {path}: {why}")
+
+
+class AtomicFile:
+    """A temp file beside `path` (its symlink target) that becomes `path` on `commit()`, or vanishes on
+    `discard()`: for writers that stream into a file over a long time (a wav written sentence by sentence).
+
+    `tmp` is the temp file's path; `suffix` lets writers that pick a format by extension see the right one.
+    Raises EbtkError (naming `path`) when the temp file cannot be made or the rename fails.
+    """
+
+    def __init__(self, path: str | os.PathLike, suffix: str = ".tmp"):
+        self.path = write_target(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        except OSError as e:
+            raise _os_error(self.path, e) from None
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def commit(self) -> Path:
+        """fsync the temp file, give it the default mode and rename it over `path`; returns `path`."""
+        try:
+            with open(self.tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(self.tmp, default_mode())
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.discard()
+            raise _os_error(self.path, e) from None
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temp file (the old `path`, if any, is untouched)."""
+        self.tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temp path beside `path` for a writer that wants a file name (soundfile, onnx, np.save);
     on success it gets the default mode, is fsynced and renamed over `path`; on failure it is removed.
-    `suffix` lets writers that pick a format by extension see the right one (e.g. ".tmp.wav")."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    `suffix` lets writers that pick a format by extension see the right one (e.g. ".tmp.wav").
+    An OSError while writing is an EbtkError naming `path`."""
+    f = AtomicFile(path, suffix)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp_path, default_mode())
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+        yield f.tmp
+    except OSError as e:
+        f.discard()
+        raise _os_error(f.path, e) from None
+    except BaseException:
+        f.discard()
+        raise
+    f.commit()
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
@@ -69,13 +128,10 @@ def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu") ->
     EbtkError line, "corrupt or unreadable <what> <path>: <first line of the reason>"."""
     import torch
 
-    from ebtk.errors import EbtkError
-
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
-        raise EbtkError(f"corrupt or unreadable {what} {path}: {why}") from None
+        raise EbtkError(f"corrupt or unreadable {what} {path}: {one_line(e, 300)}") from None
 
 
 def resolve_in(run_dir: str | os.PathLike | None, p: str | os.PathLike) -> Path:
@@ -90,3 +146,149 @@ def store_path(p: str | os.PathLike) -> str:
     """The form a path is stored in a run dir's config: absolute (resolved against the caller's cwd
     once, at the command line), so the run dir works from any working directory."""
     return str(Path(os.path.expanduser(str(p))).resolve())
+
+
+# ------------------------------------------------------------------------------------------ output checks
+
+def _probe_dir(d: Path, what: str, shown: Path) -> None:
+    """`d` (an existing directory) takes a new file: make and remove a temp file there (the only check that
+    also holds for root, read-only mounts and full quotas)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ebtk-probe.", dir=d)
+    except OSError as e:
+        raise EbtkError(f"{what} {shown}: cannot write in {d}: {e.strerror or one_line(e)}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _nearest_existing(p: Path) -> Path:
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Check, before any work, that a file can be written at `path`; returns where it will land (a symlink's
+    target: ebtk writes through links and keeps them).
+
+    Raises EbtkError for an existing directory, an existing device, FIFO or socket (ebtk never replaces
+    one), a parent that is a file, and a place this process cannot create files in (read-only mount,
+    permissions). `what` names the option in the message.
+    """
+    shown = Path(os.path.expanduser(str(path)))
+    if str(path) == "" or shown.name == "":
+        raise EbtkError(f"{what}: give a file name")
+    target = write_target(shown)
+    if target.exists():
+        mode = target.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise EbtkError(f"{what} {shown} is a directory; give a file path")
+        if not stat.S_ISREG(mode):
+            raise EbtkError(f"{what} {shown} is not a regular file (a device, FIFO or socket); ebtk writes only "
+                            "regular files")
+    parent = _nearest_existing(target.parent)
+    if not parent.is_dir():
+        raise EbtkError(f"{what} {shown}: {parent} is not a directory")
+    _probe_dir(parent, what, shown)
+    return target
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Check, before any work, that `path` is (or can be made) a directory to write in; returns it.
+
+    Raises EbtkError when `path` exists and is not a directory, when an ancestor is a file, or when no file
+    can be created there (read-only mount, permissions). Nothing is created.
+    """
+    p = Path(os.path.expanduser(str(path)))
+    if str(path) == "":
+        raise EbtkError(f"{what}: give a directory")
+    if p.exists() and not p.is_dir():
+        raise EbtkError(f"{what} {p} exists and is not a directory")
+    base = _nearest_existing(p)
+    if not base.is_dir():
+        raise EbtkError(f"{what} {p}: {base} is not a directory")
+    _probe_dir(base, what, p)
+    return p
+
+
+# ------------------------------------------------------------------------------------------ run-dir lock
+
+LOCK_FILE = ".lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _read_pid(fd: int) -> int | None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = os.read(fd, 64).decode("ascii", "replace").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+@contextmanager
+def lock_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold the run dir's writer lock (``RUN_DIR/.lock``, an exclusive non-blocking `fcntl.flock`) for the
+    block; the dir is created if needed. Yields the lock file's path.
+
+    Raises EbtkError ``RUN_DIR is in use by process PID`` when another live process holds it. The kernel
+    drops a lock with its process, so a lock file left by a killed process (kill -9) is free: it is taken
+    over with a warning naming the dead PID. The lock file is removed on release; re-entering from the
+    process that holds it is allowed (nested commands, DDP rank 0).
+    """
+    import fcntl
+
+    run_dir = Path(run_dir)
+    key = str(run_dir.resolve())
+    if key in _HELD:  # this process already holds it (e.g. train → final evaluation)
+        yield run_dir / LOCK_FILE
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _os_error(run_dir, e, "create") from None
+    path = run_dir / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, default_mode())
+        except OSError as e:
+            raise _os_error(path, e, "create the lock") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise _os_error(path, e, "lock") from None
+            who = f"process {holder}" if holder else "another process"
+            raise EbtkError(f"{run_dir} is in use by {who}; hint: wait for it, or choose another --out") from None
+        try:  # the file we locked must still be the one at `path` (a releasing holder unlinks it)
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    old = _read_pid(fd)
+    if old is not None and old != os.getpid():
+        state = "no longer running" if not _pid_alive(old) else "running but no longer holding it"
+        warnings.warn(f"took over the lock of {run_dir} left by process {old} ({state})", stacklevel=3)
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD.add(key)
+    try:
+        yield path
+    finally:
+        _HELD.discard(key)
+        path.unlink(missing_ok=True)  # before unlocking: a waiter that opened it re-checks the inode
+        os.close(fd)
+
+
+_HELD: set[str] = set()

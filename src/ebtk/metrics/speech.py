@@ -183,7 +183,10 @@ def rtf(seconds_compute: float, n_samples: int, sr: int = 22050) -> float:
 def evaluate_dirs(ref_dir: str | os.PathLike, syn_dir: str | os.PathLike, with_dnsmos: bool = True) -> dict:
     """Match wavs by file name across the two dirs and return mean metrics plus per-file values.
 
-    Returns {'n', 'mcd', 'logf0_rmse', 'vuv', 'dnsmos_ovrl' (synthesis), 'dnsmos_ovrl_ref', 'per_file'}.
+    Returns {'n', 'n_ref', 'n_syn', 'only_ref', 'only_syn', 'mcd', 'logf0_rmse', 'vuv', 'dnsmos_ovrl'
+    (synthesis), 'dnsmos_ovrl_ref', 'per_file'}: the means are over the `n` matched names; `n_ref` / `n_syn`
+    count each side's wavs and `only_ref` / `only_syn` list the names the other side lacks (not averaged).
+    Raises EbtkError when a dir is missing or no name is in both.
     """
     from ebtk.tts.audio import SAMPLE_RATE, load_wav
 
@@ -191,9 +194,11 @@ def evaluate_dirs(ref_dir: str | os.PathLike, syn_dir: str | os.PathLike, with_d
     for d in (rd, sd):
         if not d.is_dir():
             raise EbtkError(f"not a directory: {d}")
-    names = sorted({p.name for p in rd.glob("*.wav")} & {p.name for p in sd.glob("*.wav")})
+    ref_names, syn_names = {p.name for p in rd.glob("*.wav")}, {p.name for p in sd.glob("*.wav")}
+    names = sorted(ref_names & syn_names)
     if not names:
-        raise EbtkError(f"no wav file names in common between {rd} and {sd}")
+        raise EbtkError(f"no wav file names in common between {rd} ({len(ref_names)} wavs) and {sd} "
+                        f"({len(syn_names)} wavs)")
     per_file = {}
     for name in names:
         ref, syn = load_wav(rd / name), load_wav(sd / name)
@@ -203,7 +208,8 @@ def evaluate_dirs(ref_dir: str | os.PathLike, syn_dir: str | os.PathLike, with_d
             m["dnsmos_ovrl_ref"] = dnsmos(ref, SAMPLE_RATE)["ovrl"]
         per_file[name] = m
     keys = list(next(iter(per_file.values())).keys())
-    out: dict = {"n": len(names)}
+    out: dict = {"n": len(names), "n_ref": len(ref_names), "n_syn": len(syn_names),
+                 "only_ref": sorted(ref_names - syn_names), "only_syn": sorted(syn_names - ref_names)}
     for k in keys:
         out[k] = float(np.nanmean([v[k] for v in per_file.values()]))
     out["per_file"] = per_file

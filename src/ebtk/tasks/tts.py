@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ebtk.errors import EbtkError
+from ebtk.errors import EbtkError, one_line
 from ebtk.io import atomic_write_text, resolve_in
 from ebtk.objectives.base import Batch
 from ebtk.registry import register
@@ -396,7 +396,7 @@ class TTS(Task):
             missing, unexpected = model.load_state_dict(shared, strict=False)
         except RuntimeError as e:
             raise EbtkError(f"acoustic.checkpoint={ck} does not fit this FM model's acoustic.* sizes: "
-                            f"{str(e).splitlines()[-1].strip()[:160]}") from None
+                            f"{one_line(e)}") from None
         if unexpected or any(not k.startswith("decoder.") for k in missing):
             raise EbtkError(f"acoustic.checkpoint={ck}: weights do not match (missing "
                             f"{[k for k in missing if not k.startswith('decoder.')][:3]}, unexpected {unexpected[:3]})")

@@ -28,8 +28,8 @@ from ebtk.config import (
     to_dict,
 )
 from ebtk.energy import unwrap
-from ebtk.errors import EbtkError
-from ebtk.io import atomic_write_text
+from ebtk.errors import EbtkError, one_line
+from ebtk.io import atomic_write_text, lock_run_dir
 from ebtk.objectives import Objective, objective_class
 from ebtk.tasks.base import Task, build_task, task_class
 from ebtk.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, snapshot_path
@@ -212,8 +212,7 @@ class Trainer:
             self.objective.load_state_dict(state["objective"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0][:160]
-            raise EbtkError(f"checkpoint {path} does not fit this model/config: {first}") from None
+            raise EbtkError(f"checkpoint {path} does not fit this model/config: {one_line(e)}") from None
         self.step = int(state["step"])
         self._seconds_before = float(state.get("train_seconds", 0.0))  # 0 for checkpoints made before the field
         torch.set_rng_state(state["rng_cpu"])
@@ -544,10 +543,16 @@ def train(
     """Python API of `ebtk train`: resolve the config, check the run dir, then train (or resume) into `out`.
 
     Re-running into a run dir resumes it only when the config equals its checkpoint's (see
-    `check_run_dir`); `restart=True` starts over."""
+    `check_run_dir`); `restart=True` starts over. The process holds the run dir's lock (`ebtk.io.lock_run_dir`)
+    throughout: a second process training, evaluating or exporting there gets an EbtkError naming this one.
+    Under torchrun only rank 0 takes it (the other ranks write nothing to the run dir)."""
+    import os
+
     cfg = resolve_config(task, objective, config_file, overrides)
-    check_run_dir(Path(out), cfg, restart=restart)
-    return Trainer(cfg, out, progress=progress).fit()
+    lock = lock_run_dir(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    with lock:
+        check_run_dir(Path(out), cfg, restart=restart)
+        return Trainer(cfg, out, progress=progress).fit()
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[dict[str, Any], Task, nn.Module, Objective, int]:
@@ -571,6 +576,6 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[dict[str, Any], 
         model.load_state_dict(state["model"])
         objective.load_state_dict(state["objective"])
     except (KeyError, RuntimeError) as e:
-        raise EbtkError(f"checkpoint in {run_dir} does not fit its config: {str(e).splitlines()[0][:160]}") from None
+        raise EbtkError(f"checkpoint in {run_dir} does not fit its config: {one_line(e)}") from None
     model.eval()
     return config, task, model, objective, int(state["step"])

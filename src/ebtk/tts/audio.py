@@ -15,6 +15,7 @@ Two details differ between HiFi-GAN implementations; we choose:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -22,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ebtk.errors import EbtkError
-from ebtk.io import atomic_path
+from ebtk.errors import EbtkError, one_line
+from ebtk.io import AtomicFile
 
 SAMPLE_RATE = 22050
 N_FFT = 1024
@@ -38,7 +39,7 @@ LOG_FLOOR = float(np.log(LOG_CLAMP))
 
 __all__ = [
     "SAMPLE_RATE", "N_FFT", "HOP", "WIN", "N_MELS", "FMIN", "FMAX", "LOG_CLAMP", "LOG_FLOOR",
-    "load_wav", "save_wav", "resample", "mel_spectrogram", "mel_basis", "n_frames", "mel_settings",
+    "WavWriter", "load_wav", "save_wav", "resample", "mel_spectrogram", "mel_basis", "n_frames", "mel_settings",
 ]
 
 
@@ -70,8 +71,7 @@ def load_wav(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     try:
         wav, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise EbtkError(f"cannot read audio file {p}: {why}") from e
+        raise EbtkError(f"cannot read audio file {p}: {one_line(e)}") from e
     wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
     if file_sr != sr:
         warnings.warn(f"{p}: sample rate {file_sr} Hz, resampling to {sr} Hz", stacklevel=2)
@@ -80,14 +80,79 @@ def load_wav(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def save_wav(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sr: int = SAMPLE_RATE) -> None:
-    """Write 16-bit PCM mono atomically (ebtk.io), so readers never see a half-written file."""
-    import soundfile as sf
+    """Write 16-bit PCM mono atomically (through `WavWriter`), so readers never see a half-written file."""
+    with WavWriter(path, sr) as w:
+        w.write(wav)
 
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().float().numpy()
-    wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    with atomic_path(path, suffix=".tmp.wav") as tmp:
-        sf.write(tmp, wav, sr, subtype="PCM_16", format="WAV")
+
+class WavWriter:
+    """A 16-bit PCM mono wav written block by block (long synthesis streams into it, so memory does not grow
+    with the text) into a temp file that becomes `path` only on `commit()`; `discard()` (or an exception in
+    a ``with`` block) leaves whatever was at `path` untouched. A symlink at `path` is written through.
+
+    Samples are clipped to [-1, 1] and scaled by 32767 with round-half-even, as libsndfile does. The standard
+    library's `wave` writes the file, so a failed write is a real OSError (errno kept: "No space left on
+    device"), raised as an EbtkError naming `path`.
+    """
+
+    def __init__(self, path: str | os.PathLike, sr: int = SAMPLE_RATE):
+        import wave
+
+        self._file = AtomicFile(path, suffix=".tmp.wav")
+        self.path = self._file.path
+        self.samples = 0
+        try:
+            self._w = wave.open(str(self._file.tmp), "wb")
+            self._w.setnchannels(1)
+            self._w.setsampwidth(2)
+            self._w.setframerate(int(sr))
+        except OSError as e:
+            self._file.discard()
+            raise self._error(e) from None
+        self._open = True
+
+    def _error(self, e: OSError) -> EbtkError:
+        return EbtkError(f"cannot write {self.path}: {e.strerror or one_line(e)}")
+
+    def write(self, block: np.ndarray | torch.Tensor) -> None:
+        """Append samples (any shape, flattened)."""
+        if isinstance(block, torch.Tensor):
+            block = block.detach().cpu().float().numpy()
+        block = np.clip(np.asarray(block, dtype=np.float32).reshape(-1), -1.0, 1.0)
+        pcm = np.rint(block * 32767.0).astype("<i2")
+        try:
+            self._w.writeframesraw(pcm.tobytes())
+        except OSError as e:
+            self.discard()
+            raise self._error(e) from None
+        self.samples += block.size
+
+    def commit(self) -> Path:
+        """Close the file (the header gets its sizes) and put it at `path`; returns `path`."""
+        try:
+            self._open = False
+            self._w.close()
+        except OSError as e:
+            self._file.discard()
+            raise self._error(e) from None
+        return self._file.commit()
+
+    def discard(self) -> None:
+        """Drop what was written; `path` keeps its old content (if any)."""
+        if self._open:
+            self._open = False
+            with contextlib.suppress(OSError):
+                self._w.close()
+        self._file.discard()
+
+    def __enter__(self) -> WavWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
 
 
 _CACHE: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}

@@ -19,10 +19,12 @@ returns a `Synthesizer`; `load()` without a path loads the model shipped as pack
 (`ebtk/data/tts_model.pt`, `shipped_model_path`). Neither involves the trainer, an objective, the corpus or
 the hypotheses file.
 
-A `Synthesizer` speaks one text (`synthesize`), a batch (`synthesize_batch`: padded and masked through the
-acoustic model and the refiner, then `Vocoder.many`: a padded batch on CUDA, one mel at a time on the CPU,
-where batching the vocoder is no faster; either way each wav equals synthesizing its text alone), or streams
-(`stream`: the whole mel first, then the vocoder over overlapping mel chunks, `Vocoder.stream`).
+A `Synthesizer` speaks one text (`synthesize`), a batch of short texts (`synthesize_batch`: padded and masked
+through the acoustic model and the refiner, then `Vocoder.many`: a padded batch on CUDA, one mel at a time on
+the CPU, where batching the vocoder is no faster; either way each wav equals synthesizing its text alone), or
+streams (`stream`). `synthesize` and `stream` split a long text into pieces (`ebtk.tts.segment`: sentences,
+then clauses), make each piece's mel and vocode it over overlapping mel chunks (`Vocoder.stream`), and join
+the pieces with a short pause, faded at the joins: memory depends on the longest piece, not on the text.
 """
 
 from __future__ import annotations
@@ -39,16 +41,21 @@ import torch
 from torch import nn
 
 from ebtk.config import from_dict
-from ebtk.errors import EbtkError
+from ebtk.errors import EbtkError, one_line
 from ebtk.io import atomic_write, load_torch
 from ebtk.tts.acoustic import AcousticConfig, AcousticModel
 from ebtk.tts.audio import mel_settings
 from ebtk.tts.config import MODEL_OBJECTIVES, TTSEval, TTSModel, TTSRefine
 from ebtk.tts.runs import acoustic_run, check_acoustic_run, read_frontend_state, read_run
+from ebtk.tts.segment import Piece, split_text
 
 FORMAT = "ebtk-tts-bundle"
 VERSION = 1
 SHIPPED_MODEL = "data/tts_model.pt"  # inside the ebtk package: the default model of `ebtk synthesize`
+PIECE_CHUNK_FRAMES = 512
+"""Vocoder chunk of file synthesis: a sentence is one chunk (no context overhead), a longer piece a few."""
+FADE_SECONDS = 0.01
+"""Raised-cosine fade at each join between pieces (before and after the pause), so a join never clicks."""
 
 
 # -- sections -----------------------------------------------------------------------------------------
@@ -109,7 +116,7 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise EbtkError(f"the {what}'s weights do not fit its config: {str(e).splitlines()[0][:160]}") from None
+        raise EbtkError(f"the {what}'s weights do not fit its config: {one_line(e)}") from None
 
 
 def _mel_stats(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, float]:
@@ -312,9 +319,51 @@ class Synthesizer:
 
     def synthesize(self, text: str, steps: int | None = None, step_size: float | None = None,
                    length_scale: float | None = None) -> np.ndarray:
-        """The waveform of `text`: float32 in [-1, 1] at 22 050 Hz, shape (samples,)."""
-        _, mel = self.mels(self.phonemes(text), steps, step_size, length_scale)
-        return self.to_audio(self.vocoder(mel)[0])
+        """The waveform of `text`: float32 in [-1, 1] at 22 050 Hz, shape (samples,). A long text is spoken
+        piece by piece (see `stream`); raises EbtkError for an empty text or one with no known symbols."""
+        return np.concatenate(list(self.stream(text, PIECE_CHUNK_FRAMES, first_chunk_frames=PIECE_CHUNK_FRAMES,
+                                               steps=steps, step_size=step_size, length_scale=length_scale)))
+
+    def encode_pieces(self, text: str) -> list[tuple[Piece, list[int]]]:
+        """`text` split into pieces (`ebtk.tts.segment.split_text`) with their symbol ids; pieces without a
+        known symbol are dropped with a warning. Raises EbtkError when the text is empty or none is left."""
+        import warnings
+
+        pieces = split_text(text)
+        ids, errors = self.encode_lines([p.text for p in pieces])
+        if len(errors) == len(pieces):
+            raise EbtkError(errors[0] if len(pieces) == 1 else f"text has no known symbols: {one_line(text, 80)!r}")
+        for i, why in errors.items():
+            warnings.warn(f"skipped piece {i + 1} of {len(pieces)}: {why}", stacklevel=2)
+        return [(p, i) for p, i in zip(pieces, ids) if i is not None]
+
+    def piece_audio(self, mel: torch.Tensor, fade_in: bool, fade_out: bool, chunk_frames: int = PIECE_CHUNK_FRAMES,
+                    context_frames: int | None = None, first_chunk_frames: int | None = None) -> Iterator[np.ndarray]:
+        """Audio blocks (float32 numpy) of one piece's mel (80, F), vocoded over overlapping chunks
+        (`Vocoder.stream`), with a `FADE_SECONDS` raised-cosine fade in and/or out at the piece's joins.
+        Raises EbtkError when the mel or the audio is not finite."""
+        from ebtk.tts.audio import SAMPLE_RATE
+        from ebtk.tts.vocoder import CONTEXT_FRAMES
+
+        if not torch.isfinite(mel).all():
+            raise EbtkError("synthesis produced a non-finite mel; hint: fewer steps or a smaller step size")
+        n = int(FADE_SECONDS * SAMPLE_RATE)
+        ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n))).astype(np.float32)
+        chunks = self.vocoder.stream(mel, chunk_frames, CONTEXT_FRAMES if context_frames is None else context_frames,
+                                     chunk_frames if first_chunk_frames is None else first_chunk_frames)
+        held: np.ndarray | None = None  # one chunk held back: the last one gets the fade-out
+        for i, c in enumerate(chunks):
+            block = self.to_audio(c).copy()
+            if i == 0 and fade_in:
+                block[:n] *= ramp[: block[:n].size]
+            if held is not None:
+                yield held
+            held = block
+        if held is not None:
+            if fade_out:
+                m = min(n, held.size)
+                held[held.size - m:] *= ramp[::-1][n - m:]
+            yield held
 
     def synthesize_batch(self, texts: Sequence[str], steps: int | None = None, step_size: float | None = None,
                          length_scale: float | None = None,
@@ -339,19 +388,28 @@ class Synthesizer:
                length_scale: float | None = None) -> Iterator[np.ndarray]:
         """Audio chunks of `text` (float32, 22 050 Hz), as soon as each is vocoded.
 
-        The mel (hypothesis and refinement, cheap) is made for the whole text first, on this call; the
-        vocoder then runs over overlapping mel chunks (`Vocoder.stream`: the first `first_chunk_frames`
-        frames, then chunks doubling up to `chunk_frames`, each with `context_frames` of context on each
-        side, default `CONTEXT_FRAMES` = 16, above HiFi-GAN's reach of 13). The joined chunks equal
-        `synthesize(text)` up to float rounding."""
-        from ebtk.tts.vocoder import CONTEXT_FRAMES
+        The text is split into pieces (sentences, then clauses: `ebtk.tts.segment`); each piece's mel
+        (hypothesis and refinement, cheap) is made when its turn comes, and the vocoder runs over overlapping
+        mel chunks (`Vocoder.stream`: the first `first_chunk_frames` frames, then chunks doubling up to
+        `chunk_frames`, each with `context_frames` of context on each side, default `CONTEXT_FRAMES` = 16,
+        above HiFi-GAN's reach of 13). Pieces are joined by their pause (silence), faded at the joins, so
+        memory does not grow with the text. The joined chunks equal `synthesize(text)` up to float rounding.
+        Raises EbtkError (on this call) for an empty text or one with no known symbols."""
+        k, eta, ls = self.settings(steps, step_size, length_scale)
+        pieces = self.encode_pieces(text)
+        return self._stream_pieces(pieces, k, eta, ls, chunk_frames, context_frames, first_chunk_frames)
 
-        _, mel = self.mels(self.phonemes(text), steps, step_size, length_scale)
-        if not torch.isfinite(mel).all():
-            raise EbtkError("synthesis produced a non-finite mel; hint: fewer steps or a smaller step size")
-        chunks = self.vocoder.stream(mel[0], chunk_frames, CONTEXT_FRAMES if context_frames is None
-                                     else context_frames, first_chunk_frames)
-        return (c.numpy() for c in chunks)
+    def _stream_pieces(self, pieces: list[tuple[Piece, list[int]]], k: int, eta: float, ls: float,
+                       chunk_frames: int, context_frames: int | None, first_chunk_frames: int) -> Iterator[np.ndarray]:
+        from ebtk.tts.audio import SAMPLE_RATE
+
+        for j, (piece, ids) in enumerate(pieces):
+            _, mel = self.mels(torch.tensor([ids], dtype=torch.long, device=self.device), k, eta, ls)
+            last = j == len(pieces) - 1
+            yield from self.piece_audio(mel[0], j > 0, not last, chunk_frames, context_frames,
+                                        first_chunk_frames if j == 0 else chunk_frames)
+            if not last:
+                yield np.zeros(int(round(piece.pause * SAMPLE_RATE)), np.float32)
 
     def save(self, path: str | Path) -> Path:
         """Write this synthesizer's bundle (e.g. to ship a model loaded from a run dir)."""

@@ -13,8 +13,10 @@ from pathlib import Path
 
 
 def _corpus_make(args: argparse.Namespace) -> int:
+    from ebtk.io import check_output_dir
     from ebtk.tts.corpus import DEFAULT_ENGINE, make_corpus
 
+    check_output_dir(args.dir, "DIR")
     t0 = time.perf_counter()
     path = make_corpus(args.dir, n=args.n, seed=args.seed, engine=args.engine or DEFAULT_ENGINE, voice=args.voice,
                        vary=not args.no_vary, workers=args.workers)
@@ -35,8 +37,11 @@ def _corpus_check(args: argparse.Namespace) -> int:
 
 
 def _evaluate_audio(args: argparse.Namespace) -> int:
+    from ebtk.io import check_output_file
     from ebtk.metrics.speech import evaluate_dirs
 
+    if args.out:
+        check_output_file(args.out)
     res = evaluate_dirs(args.ref_dir, args.syn_dir, with_dnsmos=not args.no_dnsmos)
     keys = [k for k in ("mcd", "logf0_rmse", "vuv", "dnsmos_ovrl", "dnsmos_ovrl_ref") if k in res]
     name_w = max(8, *(len(n) for n in res["per_file"]))
@@ -44,6 +49,10 @@ def _evaluate_audio(args: argparse.Namespace) -> int:
     for name, m in res["per_file"].items():
         print(f"{name:<{name_w}}  " + "  ".join(f"{m[k]:>15.4f}" for k in keys))
     print(f"{'mean (' + str(res['n']) + ')':<{name_w}}  " + "  ".join(f"{res[k]:>15.4f}" for k in keys))
+    print(f"matched {res['n']} of {res['n_ref']} reference and {res['n_syn']} synthesized wavs")
+    for side, d in (("only_ref", args.ref_dir), ("only_syn", args.syn_dir)):
+        if res[side]:
+            print(f"unmatched, only in {d} ({len(res[side])}): {', '.join(res[side])}")
     if args.out:
         from ebtk.io import atomic_write_text
 
@@ -66,7 +75,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--voice", help="engine voice, or several comma-separated to draw per utterance")
     m.add_argument("--no-vary", action="store_true", help="same rate and pitch for every utterance")
     m.add_argument("--workers", type=int, help="parallel synthesis jobs (default: min(4, CPUs))")
-    m.set_defaults(func=_corpus_make)
+    m.set_defaults(func=_corpus_make,
+                   on_interrupt="interrupted; the corpus is incomplete: re-run the same command to redo it")
 
     k = csub.add_parser("check", help="validate a corpus dir (metadata, wavs, texts, sample rates)")
     k.add_argument("dir")

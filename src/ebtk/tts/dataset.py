@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ebtk.errors import EbtkError
+from ebtk.errors import EbtkError, one_line
 from ebtk.io import atomic_write, atomic_write_text
 from ebtk.tts.audio import SAMPLE_RATE, load_wav, mel_settings, mel_spectrogram
 
@@ -118,7 +118,7 @@ class LJSpeechCorpus:
             try:
                 info = sf.info(str(u.wav_path))
             except Exception as e:
-                raise EbtkError(f"cannot read audio file {u.wav_path}: {str(e).splitlines()[0]}") from e
+                raise EbtkError(f"cannot read audio file {u.wav_path}: {one_line(e)}") from e
             if info.frames == 0:
                 raise EbtkError(f"audio file {u.wav_path} is empty")
             if strict and info.samplerate != SAMPLE_RATE:

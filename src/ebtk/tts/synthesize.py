@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ebtk.errors import EbtkError
-from ebtk.tts.audio import HOP, SAMPLE_RATE, save_wav
+from ebtk.tts.audio import HOP, SAMPLE_RATE
 from ebtk.tts.bundle import Synthesizer, load
 
 
@@ -42,59 +45,108 @@ def synthesize_texts(syn: Synthesizer, texts: Sequence[str], outs: Sequence[str 
                      steps: int | None = None, step_size: float | None = None, length_scale: float | None = None,
                      write_hypothesis: bool = False, batch_size: int = 8,
                      progress: bool | None = None) -> dict[str, Any]:
-    """Speak each of `texts` into the wav at the same place in `outs`, `batch_size` texts at a time (sorted by
-    length, to pad little) through the acoustic model and refiner, then the vocoder (`Vocoder.many`: batched
-    on CUDA, one at a time on the CPU where a batch is no faster).
+    """Speak each of `texts` into the wav at the same place in `outs`, in order.
 
-    Texts that cannot be spoken (empty, no known symbols) are skipped and reported in ``errors`` ({index:
-    why}); the others are written. `write_hypothesis` also writes each unrefined hypothesis as
-    ``<stem>_hyp.wav``. `progress`: a tqdm bar on stderr (None: only when stderr is a terminal).
+    Each text is split into pieces (sentences, then clauses: `ebtk.tts.segment`); pieces go `batch_size` at a
+    time, in reading order across texts, through the acoustic model and the refiner, then one by one through
+    the vocoder over overlapping mel chunks (`Synthesizer.piece_audio`), and are streamed into their wav
+    (`WavWriter`) with a short pause between pieces. Memory therefore depends on the longest piece, not on the
+    length of a text, and wavs are completed in the order of `texts` (an interrupted run leaves outs 1..n
+    complete and nothing half-written: a wav appears only when all its pieces are in it).
+
+    Texts that cannot be spoken (empty, no known symbols in any piece) are skipped and reported in
+    ``errors`` ({index: why}); the others are written. `write_hypothesis` also writes each unrefined
+    hypothesis as ``<stem>_hyp.wav``. `progress`: a tqdm bar on stderr (None: only when stderr is a terminal).
     Returns {written, hypotheses, errors, seconds, frames, compute_seconds, rtf, steps, step_size,
-    length_scale}; rtf = compute_seconds / seconds, over all texts, without the hypotheses' vocoding."""
+    length_scale}: `seconds` is the audio written (pauses included); rtf = compute_seconds / seconds of
+    *speech* (pauses excluded, so long texts get no credit for silence), without the hypotheses' vocoding."""
     from tqdm.auto import tqdm
+
+    from ebtk.tts.audio import WavWriter
+    from ebtk.tts.segment import split_text
 
     if batch_size < 1:
         raise EbtkError(f"the batch size must be ≥ 1, got {batch_size}")
     if len(texts) != len(outs):
         raise EbtkError(f"{len(texts)} texts but {len(outs)} output paths")
     k, eta, ls = syn.settings(steps, step_size, length_scale)
-    voc = syn.vocoder  # loaded (and its ONNX session built) before the clock starts
+    _ = syn.vocoder  # loaded (and its ONNX session built) before the clock starts
     syn.frontend.phonemize(["a"])  # starts espeak-ng (once per process), untimed like loading
-    compute = 0.0
-    t0 = time.perf_counter()
-    ids, errors = syn.encode_lines(list(texts))
-    compute += time.perf_counter() - t0
-    good = sorted((i for i in range(len(texts)) if ids[i] is not None), key=lambda i: -len(ids[i]))
+    errors: dict[int, str] = {}
+    pieces: dict[int, list] = {}
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            errors[i] = "empty line"
+        else:
+            pieces[i] = split_text(t)
+    queue = [(i, j) for i in sorted(pieces) for j in range(len(pieces[i]))]
+    writers: dict[int, tuple[WavWriter, WavWriter | None]] = {}
+    failed: dict[int, list[str]] = {}
     written: list[str] = []
     hypotheses: list[str] = []
-    samples = 0
-    bar = tqdm(total=len(good), desc="synthesize", unit="line", file=sys.stderr, leave=False,
+    compute, samples, speech = 0.0, 0, 0
+    bar = tqdm(total=len(texts), desc="synthesize", unit="line", file=sys.stderr, leave=False,
                disable=None if progress is None else not progress)
+
+    def finish(i: int) -> None:
+        pair = writers.pop(i, None)
+        if pair is None:  # no piece of this text could be spoken
+            errors[i] = failed[i][0] if len(pieces[i]) == 1 else f"no piece could be spoken ({failed[i][0]})"
+        else:
+            for why in failed.get(i, []):
+                warnings.warn(f"{outs[i]}: skipped a piece: {why}", stacklevel=3)
+            written.append(str(pair[0].commit()))
+            if pair[1] is not None:
+                hypotheses.append(str(pair[1].commit()))
+        bar.update(1)
+
     try:
-        for start in range(0, len(good), batch_size):
-            batch = good[start:start + batch_size]
+        for start in range(0, len(queue), batch_size):
+            batch = queue[start:start + batch_size]
             t0 = time.perf_counter()
-            pairs = syn.mels_batch([ids[i] for i in batch], k, eta, ls)
-            wavs = [syn.to_audio(w) for w in voc.many([m for _, m in pairs])]
-            compute += time.perf_counter() - t0  # the hypothesis wavs below are extra output: not timed
-            hyps = [syn.to_audio(w) for w in voc.many([h for h, _ in pairs])] if write_hypothesis else []
-            for j, i in enumerate(batch):
-                out = Path(outs[i])
-                save_wav(out, wavs[j], SAMPLE_RATE)
-                written.append(str(out))
-                samples += wavs[j].size
-                if write_hypothesis:
-                    hyp_path = out.with_name(f"{out.stem}_hyp.wav")
-                    save_wav(hyp_path, hyps[j], SAMPLE_RATE)
-                    hypotheses.append(str(hyp_path))
-            bar.update(len(batch))
+            ids, bad = syn.encode_lines([pieces[i][j].text for i, j in batch])
+            good = [n for n in range(len(batch)) if ids[n] is not None]
+            pairs = syn.mels_batch([ids[n] for n in good], k, eta, ls)
+            compute += time.perf_counter() - t0
+            mels = dict(zip(good, pairs))
+            for n, (i, j) in enumerate(batch):
+                last = j == len(pieces[i]) - 1
+                if n in bad:
+                    failed.setdefault(i, []).append(bad[n])
+                else:
+                    if i not in writers:
+                        hyp_out = Path(outs[i]).with_name(f"{Path(outs[i]).stem}_hyp.wav") if write_hypothesis else None
+                        writers[i] = (WavWriter(outs[i]), WavWriter(hyp_out) if hyp_out else None)
+                    w, hw = writers[i]
+                    hyp, mel = mels[n]
+                    t0 = time.perf_counter()
+                    blocks = list(syn.piece_audio(mel, j > 0, not last))
+                    compute += time.perf_counter() - t0
+                    for b in blocks:
+                        w.write(b)
+                        speech += b.size
+                    if hw is not None:  # extra output: not timed
+                        for b in syn.piece_audio(hyp, j > 0, not last):
+                            hw.write(b)
+                    if not last:
+                        pause = np.zeros(int(round(pieces[i][j].pause * SAMPLE_RATE)), np.float32)
+                        for x in (w, hw) if hw is not None else (w,):
+                            x.write(pause)
+                if last:
+                    if i in writers:
+                        samples += writers[i][0].samples
+                    finish(i)
     finally:
         bar.close()
+        for w, hw in writers.values():  # interrupted or failed: nothing half-written is left
+            w.discard()
+            if hw is not None:
+                hw.discard()
     seconds = samples / SAMPLE_RATE
-    return {"written": sorted(written), "hypotheses": sorted(hypotheses), "errors": errors, "seconds": seconds,
-            "frames": samples // HOP,
-            "compute_seconds": compute, "rtf": compute / seconds if seconds else float("nan"), "steps": k,
-            "step_size": eta, "length_scale": ls}
+    return {"written": written, "hypotheses": hypotheses, "errors": dict(sorted(errors.items())),
+            "seconds": seconds, "frames": samples // HOP, "compute_seconds": compute,
+            "rtf": compute / (speech / SAMPLE_RATE) if speech else float("nan"), "steps": k, "step_size": eta,
+            "length_scale": ls}
 
 
 def synthesize(model: str | Path | Synthesizer | None, text: str, out: str | Path, steps: int | None = None,

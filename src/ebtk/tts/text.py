@@ -168,9 +168,12 @@ def normalize_text(text: str) -> str:
     Supported: abbreviations (Mr., Mrs., Dr., St. as Saint/Street, Prof., etc., e.g., i.e., vs., months...),
     money ($5, $5.50, £3, €2 million), percentages, ordinals (1st, 22nd), dates ("3 May" -> "the third of May",
     "May 3" -> "May third"), years (1999, 2021, 1990s), times (3:30 pm), decimals, thousands separators,
-    negative numbers and a few symbols (&, +, =, @, #, °). Whitespace is collapsed; case and punctuation kept.
+    negative numbers and a few symbols (&, +, =, @, #, °). Control characters (NUL, BEL, ESC, ...) count as
+    spaces. Whitespace is collapsed; case and punctuation kept.
     """
-    t = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"').replace("–", "-")
+    # control characters (NUL included: espeak's C API would stop reading at it) are spaces, like tabs
+    t = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+    t = t.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"').replace("–", "-")
     t = re.sub(r"\betc\.(?=\s*$|\s+[A-Z])", "etc. .", t)  # keep the full stop "etc." swallows
     for rx, rep in _ABBREVIATIONS_RE:
         t = rx.sub(rep, t)
