@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("flite") is None or shutil.which("e
 TINY = ["train.steps=30", "train.batch_size=4", "train.log_every=10", "acoustic.channels=32",
         "acoustic.enc_layers=1", "acoustic.dec_layers=2", "model.channels=8", "eval.n_test=1",
         "eval.dnsmos=false", "eval.steps=[1]", "eval.step_sizes=[1.0]", "eval.fm_steps=[2]",
-        "eval.n_wavs=1", "data.n_val=1", "data.n_test=1", "data.crop=32"]
+        "eval.n_wavs=1", "data.n_val=1", "data.n_test=1", "data.n_unseen=0", "data.crop=32"]
 
 
 SHORT = ["Open the door.", "It is cold today.", "She has three cats.", "We left at noon.", "Call me later!",
@@ -361,11 +361,25 @@ def test_builtin_corpus_is_made_on_first_use(tmp_path, monkeypatch) -> None:
     from ebtk.train.trainer import resolve_config
 
     monkeypatch.setenv("EBTK_CACHE_DIR", str(tmp_path))
-    task = build_task(resolve_config("tts", "acoustic", overrides=["data.n_utts=5", "data.n_val=1", "data.n_test=1"]))
+    small = ["data.n_utts=6", "data.n_val=1", "data.n_test=1", "data.n_unseen=1"]
+    task = build_task(resolve_config("tts", "acoustic", overrides=[*small, "eval.split=unseen-words"]))
     path = task.corpus_path()
-    assert path.parent == tmp_path.resolve() and len((path / "metadata.csv").read_text().splitlines()) == 5
+    assert path.parent == tmp_path.resolve() and len((path / "metadata.csv").read_text().splitlines()) == 6
+    assert path.name == "corpus-flite-mixed-n6-s0" and json.loads((path / "corpus.json").read_text())["text"] == "mixed"
     assert task.corpus_path() == path  # the second call reuses it
-    assert sorted(sum(task.splits().values(), [])) == sorted(task.corpus.ids)
+    sp = task.splits()
+    assert list(sp) == ["train", "val", "test", "unseen-words"]
+    assert sorted(sum(sp.values(), [])) == sorted(task.corpus.ids)
+    assert task.test_ids() == sp["unseen-words"]  # eval.split picks the split evaluated by name
+    # a run stored before data.text existed (a complete data section without it) keeps its grammar corpus
+    legacy = resolve_config("tts", "acoustic", overrides=small)
+    for k in ("text", "n_unseen"):
+        del legacy["data"][k]
+    old = build_task(legacy)
+    assert old.corpus_path().name == "corpus-flite-n6-s0" and list(old.splits()) == ["train", "val", "test"]
+    with pytest.raises(EbtkError, match="no such split"):
+        old.eval_cfg.split = "unseen-words"
+        old.test_ids()
 
 
 def _tree(d) -> dict[str, bytes]:  # noqa: ANN001
