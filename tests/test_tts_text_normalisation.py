@@ -27,6 +27,7 @@ def test_the_table_covers_the_kinds_of_everyday_text():
 
 def test_readings_are_compared_as_words():
     assert bench.reading_key("One hundred and five-six, Q!") == "one hundred five six q"
+    assert bench.reading_key("at five PM, WWW") == bench.reading_key("at five p m, w w w") == "at five p m w w w"
     assert bench.passes("It costs three dollars fifty cents", ["It costs three dollars and fifty cents."])
     assert not bench.passes("fivepm", ["five p m", "five pm"])
     assert not bench.passes("three slash four slash twenty twenty-five", ["March fourth, twenty twenty-five"])
