@@ -259,8 +259,13 @@ class TTS(Task):
 
     def train_batch(self, gen: torch.Generator, n: int) -> Batch:
         ids = self.train_ids()
-        pick = [ids[int(k)] for k in torch.randint(len(ids), (n,), generator=gen)]
-        if not (self.is_refiner or self.decoder_only):
+        whole = not (self.is_refiner or self.decoder_only)
+        k = self.data_cfg.bucket if whole and self.data_cfg.bucket > 1 else 1
+        pick = [ids[int(j)] for j in torch.randint(len(ids), (n * k,), generator=gen)]
+        if k > 1:  # data.bucket: one of k length-sorted chunks (each drawn utterance equally likely to stay)
+            chunk = int(torch.randint(k, (1,), generator=gen))
+            pick = sorted(pick, key=lambda i: self.mel(i).shape[-1])[chunk * n:(chunk + 1) * n]
+        if whole:
             return self.model_batch(pick)
         return self.refiner_batch(pick, gen)
 

@@ -27,7 +27,9 @@ class TTSData:
     n_utts / engine / text / seed: the built-in corpus (text: mixed = WordNet + grammar, or grammar, see
     ebtk.tts.corpus); n_val / n_test: held-out utterances; n_unseen: the unseen-words test split (each
     sentence has a word no training sentence has; 0: none); seed: also the splits'; crop: refiner training
-    crop in frames (a multiple of 4 suits the U-Net)."""
+    crop in frames (a multiple of 4 suits the U-Net); bucket: acoustic / fm batches of similar lengths
+    (k > 1: draw k batches' worth of utterances, sort them by length, keep one of the k chunks at random, so
+    each utterance is still drawn uniformly but less padding is computed; 0: plain random batches)."""
 
     path: str = ""
     n_utts: int = 2400
@@ -38,12 +40,15 @@ class TTSData:
     n_test: int = DEFAULT_SPLITS["test"]
     n_unseen: int = DEFAULT_SPLITS["unseen"]
     crop: int = 128
+    bucket: int = 0
     # "k/n": an acoustic / fm run trains on part k of n of the training split only (`train_part_of`), e.g. the
     # two models whose hypotheses of the part they did not see are out-of-fold (acoustic.hyp_remedy=oof)
     train_part: str = ""
 
     def validate(self) -> None:
         parse_part(self.train_part)
+        if self.bucket < 0:
+            raise EbtkError(f"data.bucket must be ≥ 0 (0: plain random batches), got {self.bucket}")
         if self.n_utts < 4 or self.n_val < 1 or self.n_test < 1 or self.n_unseen < 0 or self.crop < 8:
             raise EbtkError("data: n_utts ≥ 4, n_val ≥ 1, n_test ≥ 1, n_unseen ≥ 0 and crop ≥ 8 are required")
         if not self.path and self.n_val + self.n_test + self.n_unseen >= self.n_utts:
