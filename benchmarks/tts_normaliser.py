@@ -33,6 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "text_normalisation_cases.tsv"
 OUT = ROOT / "results" / "tts"
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
 
 
 def read_cases(path: Path = CASES) -> list[dict[str, Any]]:
@@ -68,26 +70,20 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 
 def t_interval(xs: list[float]) -> tuple[float, float, float]:
-    """Mean and 95 % t interval (scipy's t quantile) of `xs`."""
-    from scipy import stats
+    """Mean and 95 % t interval (ebtk.metrics.stats)."""
+    from ebtk.metrics.stats import t_interval as t_iv
 
-    n = len(xs)
-    m = sum(xs) / n
-    if n < 2:
-        return m, float("nan"), float("nan")
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
-    h = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return m, m - h, m + h
+    iv = t_iv(xs)
+    return iv.mean, iv.lo, iv.hi
 
 
-def paired_bootstrap(a: list[int], b: list[int], n_boot: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a − b over cases and its 95 % percentile bootstrap interval (cases resampled together)."""
-    import numpy as np
+def paired_bootstrap(a: list[int], b: list[int]) -> tuple[float, float, float]:
+    """Mean of a − b over cases and its 95 % percentile bootstrap interval (ebtk.metrics.stats, 10 000
+    resamples, seed 0; cases resampled together)."""
+    from ebtk.metrics.stats import paired_bootstrap_interval
 
-    d = np.asarray(a, float) - np.asarray(b, float)
-    idx = np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))
-    boots = d[idx].mean(1)
-    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    iv = paired_bootstrap_interval(a, b)
+    return iv.mean, iv.lo, iv.hi
 
 
 # ------------------------------------------------------------------------------------------- candidates
@@ -269,8 +265,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     out = Path(a.out)
     if not a.report:
-        if str(ROOT / "src") not in sys.path:
-            sys.path.insert(0, str(ROOT / "src"))
         from ebtk.tts.dataset import user_cache_dir
 
         cache = Path(a.cache_dir) if a.cache_dir else user_cache_dir() / "nemo-tn"

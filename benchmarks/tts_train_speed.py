@@ -93,16 +93,11 @@ def val_losses(tr: Any) -> list[float]:
 
 
 def t_stats(xs: list[float]) -> tuple[float, float, float]:
-    """Mean and 95 % t interval."""
-    from scipy import stats
+    """Mean and 95 % t interval (ebtk.metrics.stats)."""
+    from ebtk.metrics.stats import t_interval
 
-    n = len(xs)
-    m = sum(xs) / n
-    if n < 2:
-        return m, float("nan"), float("nan")
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
-    h = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return m, m - h, m + h
+    iv = t_interval(xs)
+    return iv.mean, iv.lo, iv.hi
 
 
 def run(corpus: Path, names: list[str], batch: int, bucket: int, rounds: int, warmup: int, threads: int,
