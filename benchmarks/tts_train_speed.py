@@ -184,6 +184,27 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def profile_table(corpus: Path, name: str, batch: int, bucket: int, threads: int, steps: int = 2) -> str:
+    """torch.profiler's table (self CPU time) of `steps` training steps of variant `name`, after 2 warm-up
+    steps. Ops only: Python-side work (the numba MAS kernel, batching) shows as the gap to the wall time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(threads)
+    over, bf16 = VARIANTS[name]
+    with tempfile.TemporaryDirectory(prefix="train-profile-") as tmp:
+        torch.manual_seed(0)
+        tr = make_trainer(corpus, [o.format(bucket=bucket) for o in over], bf16, batch, threads, Path(tmp))
+        for _ in range(2):
+            timed_step(tr)
+        t0 = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                tr.train_step()
+        wall = time.perf_counter() - t0
+    return (f"variant {name}, batch {batch}, {threads} thread(s), {steps} steps, wall {wall:.2f} s\n"
+            + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+
+
 def quick_corpus(d: Path) -> Path:
     from ebtk.tts.corpus import make_corpus
 
@@ -202,12 +223,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-steps", type=int, default=0, help="also train each variant this many steps, compare val")
     p.add_argument("--out", default=str(ROOT / "results" / "tts"))
     p.add_argument("--report", action="store_true", help="only remake the markdown from the JSON")
+    p.add_argument("--profile", metavar="VARIANT", help="only write the torch.profiler table of VARIANT's steps")
     p.add_argument("--quick", action="store_true", help="tiny corpus and model, 2 rounds: a smoke run")
     a = p.parse_args(argv)
     out = Path(a.out)
     if a.report:
         res = json.loads((out / "train_speed.json").read_text())
         (out / "train_speed.md").write_text(report(res))
+        return 0
+    if a.profile:
+        from ebtk.tts.corpus import builtin_corpus
+
+        table = profile_table(Path(a.corpus) if a.corpus else builtin_corpus(300, 0), a.profile, a.batch, a.bucket,
+                              a.threads)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"train_profile_{a.profile.replace('+', '_')}.txt").write_text(table + "\n")
+        print(table)
         return 0
     names = [n.strip() for n in a.variants.split(",") if n.strip()]
     if "baseline" not in names or any(n not in VARIANTS for n in names):
