@@ -30,18 +30,22 @@ def corpus_dir(tmp_path_factory):
 # ----------------------------------------------------------------------------------------------- corpus
 @needs_flite
 def test_corpus_layout_and_loader(corpus_dir):
-    from ebtk.tts.dataset import LJSpeechCorpus
+    from ebtk.tts.corpus import make_sentences
+    from ebtk.tts.dataset import LJSpeechCorpus, vocabulary
 
     lines = (corpus_dir / "metadata.csv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 10
     for line in lines:
         uid, text, norm = line.split("|")
-        assert 3 <= len(text.split()) <= 15 and norm and not any(c.isdigit() for c in norm)
+        assert 3 <= len(text.split()) <= 20 and norm and not any(c.isdigit() for c in norm)
         info = sf.info(str(corpus_dir / "wavs" / f"{uid}.wav"))
         assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16")
         assert 0.5 < info.duration < 15
     meta = json.loads((corpus_dir / "corpus.json").read_text())
     assert meta["engine"] == "flite" and meta["voices"] == ["slt"] and meta["seed"] == 3 and meta["n"] == 10
+    assert meta["text"] == "mixed" and [line.split("|")[1] for line in lines] == make_sentences(10, 3)
+    assert meta["vocabulary"] == len(vocabulary([line.split("|")[2] for line in lines]))
+    assert meta["default_splits"] is None  # 10 utterances cannot hold the default 50 + 100 + 100
     params = [u["params"] for u in meta["utterances"]]
     assert len({p["duration_stretch"] for p in params}) > 1 and len({p["int_f0_target_mean"] for p in params}) > 1
 
@@ -71,13 +75,51 @@ def test_same_seed_same_metadata(corpus_dir, tmp_path):
     assert [(x["voice"], x["params"]) for x in a] == [(x["voice"], x["params"]) for x in b]
 
 
-def test_sentences_are_varied():
-    from ebtk.tts.corpus import make_sentences
+def test_grammar_sentences_are_varied():
+    from ebtk.tts.corpus import grammar_sentences, make_sentences
 
-    s = make_sentences(300, 0)
+    s = grammar_sentences(300, 0)
+    assert make_sentences(300, 0, text="grammar") == s
     assert len(set(s)) == 300 and all(3 <= len(x.split()) <= 15 for x in s)
     assert sum(x.endswith("?") for x in s) > 30 and sum(any(c.isdigit() for c in x) for x in s) > 30
     assert sum("," in x for x in s) > 30
+
+
+def test_mixed_sentences_cover_a_broad_vocabulary():
+    """`ebtk corpus make DIR --n 500` draws its texts with make_sentences(500, seed) (test_cli_corpus_make_and_check
+    checks that the command does): over 1000 distinct words, against about 230 for the whole grammar."""
+    from ebtk.tts.corpus import GRAMMAR_SHARE, grammar_sentences, make_sentences, wordnet_sentences
+    from ebtk.tts.dataset import vocabulary
+    from ebtk.tts.text import normalize_text
+
+    s = make_sentences(500, 0)
+    assert len(set(s)) == 500 and make_sentences(500, 0) == s != make_sentences(500, 1)
+    assert len(vocabulary(s)) >= 1000 and len(vocabulary([normalize_text(x) for x in s])) >= 1000
+    assert len(vocabulary(grammar_sentences(2000, 0))) < 300
+    pool, grammar = set(wordnet_sentences()), set(grammar_sentences(round(GRAMMAR_SHARE * 500), 0))
+    assert sum(x in grammar for x in s) == 100 and sum(x in pool for x in s) == 400
+    assert sum(any(c.isdigit() for c in x) for x in s) > 20  # the grammar's numbers, dates and money
+    assert all(5 <= len(x.split()) <= 20 and x[0].isupper() and x[-1] in ".?!" for x in s if x in pool)
+    assert s[:50] != [x for x in s if x in pool][:50]  # grammar and WordNet sentences are interleaved
+    with pytest.raises(EbtkError, match="smaller --n"):
+        make_sentences(40_000, 0)
+    with pytest.raises(EbtkError, match="unknown corpus text"):
+        make_sentences(5, 0, text="bible")
+
+
+def test_wordnet_list_is_clean_and_licensed():
+    from importlib.resources import files
+
+    from ebtk.tts.corpus import wordnet_sentences
+    from ebtk.tts.dataset import vocabulary
+
+    s = wordnet_sentences()
+    assert len(s) > 25_000 and len(set(s)) == len(s) and s == sorted(s)
+    assert all(5 <= len(x.split()) <= 20 and x[0].isupper() and x[-1] in ".?!" for x in s)
+    assert all(c.isalpha() or c in " ,;:'!?.-" for x in s for c in x)
+    assert len(vocabulary(s)) > 20_000
+    notice = (files("ebtk") / "data" / "WORDNET_LICENSE").read_text()
+    assert "WordNet 3.0 Copyright 2006 by Princeton University" in notice and "Permission to use" in notice
 
 
 @needs_flite
@@ -210,6 +252,81 @@ def test_mel_cache_and_splits(corpus_dir, tmp_path):
         c.splits(val=5, test=5)
 
 
+def _metadata_only(d, texts):
+    """An LJSpeech-layout metadata.csv of `texts` (normalised as the corpus maker does); splits need no wavs."""
+    from ebtk.tts.text import normalize_text
+
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "metadata.csv").write_text("".join(f"U{k:05d}|{t}|{normalize_text(t)}\n" for k, t in enumerate(texts)),
+                                    encoding="utf-8")
+    return d
+
+
+def test_unseen_words_split_holds_words_absent_from_training(tmp_path):
+    """Computed from the corpus itself: every unseen-words sentence has a word that no training sentence has,
+    and no held-out sentence is a training sentence."""
+    from ebtk.tts.corpus import make_sentences
+    from ebtk.tts.dataset import UNSEEN, LJSpeechCorpus, vocabulary, words
+
+    c = LJSpeechCorpus(_metadata_only(tmp_path / "c", make_sentences(1000, 0)))
+    s = c.splits(val=50, test=100, seed=0, unseen=100)
+    assert list(s) == ["train", "val", "test", UNSEEN]
+    assert [len(s[k]) for k in s] == [750, 50, 100, 100]
+    assert sorted(sum(s.values(), [])) == sorted(c.ids)
+    train_words = vocabulary([c[i].normalized for i in s["train"]])
+    for i in s[UNSEEN]:
+        assert set(words(c[i].normalized)) - train_words, c[i].normalized
+    train_texts = {c[i].normalized for i in s["train"]}
+    assert not any(c[i].normalized in train_texts for k in ("val", "test", UNSEEN) for i in s[k])
+    assert (tmp_path / "c" / "splits" / f"{UNSEEN}.txt").read_text().split() == s[UNSEEN]
+    assert LJSpeechCorpus(tmp_path / "c").splits(val=50, test=100, seed=0, unseen=100) == s  # read back
+    other = c.splits(val=50, test=100, seed=1, unseen=100)
+    assert other[UNSEEN] != s[UNSEEN] and set(other[UNSEEN]).isdisjoint(other["train"])
+    # without `unseen` the splits are those of before (marker and draw unchanged), with no unseen-words file
+    plain = c.splits(val=50, test=100, seed=0)
+    assert list(plain) == ["train", "val", "test"] and not (tmp_path / "c" / "splits" / f"{UNSEEN}.txt").exists()
+
+
+def test_held_out_sentences_never_appear_in_training(tmp_path):
+    from ebtk.tts.dataset import UNSEEN, LJSpeechCorpus
+
+    texts = [f"The {w} was on the table." for w in ("cup", "pen", "key", "map", "box")] * 6 + ["A zebra sang."]
+    c = LJSpeechCorpus(_metadata_only(tmp_path / "d", texts))
+    s = c.splits(val=2, test=2, seed=0, unseen=1)
+    held = {c[i].normalized for k in ("val", "test", UNSEEN) for i in s[k]}
+    assert held.isdisjoint(c[i].normalized for i in s["train"])
+    assert len(s["val"]) >= 2 and len(s["test"]) >= 2 and sorted(sum(s.values(), [])) == sorted(c.ids)
+    assert [c[i].text for i in s[UNSEEN]] == ["A zebra sang."]  # the only sentence with a word of its own
+    with pytest.raises(EbtkError, match="lower data.n_unseen"):
+        c.splits(val=2, test=2, seed=0, unseen=2)
+
+
+def test_user_split_files_are_kept_when_unseen_is_asked(tmp_path):
+    from ebtk.tts.dataset import LJSpeechCorpus
+
+    d = _metadata_only(tmp_path / "u", [f"Sentence number {k} is here." for k in range(8)])
+    (d / "splits").mkdir()
+    for name, ids in (("train", "U00000 U00001 U00002 U00003 U00004"), ("val", "U00005"), ("test", "U00006 U00007")):
+        (d / "splits" / f"{name}.txt").write_text(ids.replace(" ", "\n") + "\n")
+    s = LJSpeechCorpus(d).splits(val=1, test=1, unseen=1)
+    assert s == {"train": [f"U0000{k}" for k in range(5)], "val": ["U00005"], "test": ["U00006", "U00007"]}
+
+
+@needs_flite
+def test_corpus_made_before_text_existed_is_still_reused(tmp_path):
+    from ebtk.tts.corpus import make_corpus
+
+    d = make_corpus(tmp_path / "g", n=2, seed=0, text="grammar", workers=1)
+    info = json.loads((d / "corpus.json").read_text())
+    del info["text"]  # as corpora made before the broad corpus record themselves
+    (d / "corpus.json").write_text(json.dumps(info))
+    before = (d / "metadata.csv").stat().st_mtime_ns
+    assert make_corpus(d, n=2, seed=0, text="grammar", workers=1) == d
+    assert (d / "metadata.csv").stat().st_mtime_ns == before
+    with pytest.raises(EbtkError, match="not empty"):
+        make_corpus(d, n=2, seed=0, workers=1)  # the mixed text is another corpus
+
+
 @needs_flite
 def test_read_only_corpus_uses_user_cache(corpus_dir, tmp_path, monkeypatch):
     from ebtk.tts.dataset import LJSpeechCorpus
@@ -287,9 +404,16 @@ def test_text_frontend_unknown_symbols():
 
 @needs_flite
 def test_cli_corpus_make_and_check(run_cli, tmp_path):
+    from ebtk.tts.corpus import make_sentences
+
     code, out, err = run_cli("corpus", "make", tmp_path / "c", "--n", "2", "--seed", "1", "--workers", "1")
-    assert code == 0 and "2 utterances" in out, err
+    assert code == 0 and "2 utterances" in out and "distinct words" in out, err
     assert len(list((tmp_path / "c" / "wavs").glob("*.wav"))) == 2
+    texts = [line.split("|")[1] for line in (tmp_path / "c" / "metadata.csv").read_text().splitlines()]
+    assert texts == make_sentences(2, 1)  # the command draws its texts with make_sentences
+    code, out, err = run_cli("corpus", "make", tmp_path / "g", "--n", "2", "--seed", "1", "--text", "grammar")
+    texts = [line.split("|")[1] for line in (tmp_path / "g" / "metadata.csv").read_text().splitlines()]
+    assert code == 0 and texts == make_sentences(2, 1, text="grammar"), err
     code, out, _ = run_cli("corpus", "check", tmp_path / "c", "--strict")
     assert code == 0 and out.startswith("ok: 2 utterances")
     code, _, err = run_cli("corpus", "check", tmp_path)

@@ -211,3 +211,20 @@ def test_flow_matching_learns_and_samples(utterance) -> None:
     for n in (1, 4):
         y, _, _ = model.hypothesis(ph, lens[0], dur, n_steps=n)
         assert y.shape == mel.shape and torch.isfinite(y).all()
+
+
+def test_hypotheses_file_covers_the_unseen_words_split(tmp_path) -> None:
+    """Every split the tts task makes, unseen-words included, gets hypotheses; its mel MSE is reported."""
+    from ebtk.tts.acoustic import AcousticConfig, AcousticModel
+    from ebtk.tts.hypotheses import load_hypotheses, write_hypotheses
+
+    torch.manual_seed(0)
+    model = AcousticModel(12, AcousticConfig(channels=8, enc_layers=1, dec_layers=1), 0.0, 1.0)
+    utts = {f"u{k}": (torch.randint(1, 12, (4 + k,)), torch.randn(80, 20 + 3 * k)) for k in range(6)}
+    splits = {"train": ["u0", "u1", "u2"], "val": ["u3"], "test": ["u4"], "unseen-words": ["u5"]}
+    m = write_hypotheses(tmp_path / "hypotheses.pt", model, utts, splits, tmp_path, batch_size=2)
+    h = load_hypotheses(tmp_path)
+    assert h["splits"] == splits and set(h["hyp"]) == set(utts) and set(h["hyp_dropout"]) == set(splits["train"])
+    hyp, ref = h["hyp"]["u5"].float(), utts["u5"][1]
+    assert hyp.shape == ref.shape
+    torch.testing.assert_close(m["mel_mse_unseen_words"], float((hyp - ref).pow(2).mean()), rtol=1e-3, atol=0)

@@ -49,10 +49,11 @@ SIZES = {
 
 # The demo's TTS models: minutes, not the `ebtk train tts` defaults' CPU hours (the recipe measured to help,
 # see the README); its corpus has tens of utterances, so val/test hold 2 each.
-DEMO_TTS = ["data.n_val=2", "data.n_test=2", "data.crop=64", "model.channels=32", "model.mults=[1,2]",
-            "model.text_cond=false", "acoustic.channels=96", "acoustic.enc_layers=2", "acoustic.dec_layers=4",
-            "train.batch_size=8", "train.lr=1e-3", "train.grad_clip=5.0", "train.log_every=25",
-            "train.ckpt_every=100", "sampler.steps=10", "eval.n_test=2", "eval.steps=[1,2,5,10,100]"]
+DEMO_TTS = ["data.n_val=2", "data.n_test=2", "data.n_unseen=0", "data.crop=64", "model.channels=32",
+            "model.mults=[1,2]", "model.text_cond=false", "acoustic.channels=96", "acoustic.enc_layers=2",
+            "acoustic.dec_layers=4", "train.batch_size=8", "train.lr=1e-3", "train.grad_clip=5.0",
+            "train.log_every=25", "train.ckpt_every=100", "sampler.steps=10", "eval.n_test=2",
+            "eval.steps=[1,2,5,10,100]"]
 
 
 def _train(out: Path, task: str, objective: str, overrides: list[str]) -> dict[str, Any]:

@@ -66,6 +66,7 @@ from ebtk.tts.config import (
     parse_part,
     resolve_paths,
     train_part_of,
+    upgrade_legacy,
 )
 from ebtk.tts.corpus import builtin_corpus
 from ebtk.tts.hypotheses import HYPOTHESES, load_hypotheses, write_hypotheses
@@ -101,6 +102,7 @@ class TTS(Task):
     resume_free: ClassVar[tuple[str, ...]] = ("eval", "refine")  # evaluation-only sections
 
     def __init__(self, config: dict[str, Any], run_dir: Path | None = None):
+        config = upgrade_legacy(config)
         super().__init__(config, run_dir)
         self.data_cfg: TTSData = self.cfg["data"]
         self.model_cfg: TTSModel = self.cfg["model"]
@@ -154,7 +156,8 @@ class TTS(Task):
                 raise EbtkError(f"data.path={p} is not an LJSpeech-layout corpus (no metadata.csv); "
                                 "hint: make one with `ebtk corpus make DIR`, or leave data.path empty")
             return p.resolve()
-        return builtin_corpus(self.data_cfg.n_utts, self.data_cfg.seed, self.data_cfg.engine).resolve()
+        d = self.data_cfg
+        return builtin_corpus(d.n_utts, d.seed, d.engine, d.text).resolve()
 
     @property
     def corpus(self) -> Any:
@@ -171,14 +174,15 @@ class TTS(Task):
         return {it.id: (it.text, it.normalized, Path(it.wav_path)) for it in self.corpus.items}
 
     def splits(self) -> dict[str, list[str]]:
-        """{train, val, test: [ids]}; refiners use the acoustic run's (utterances too short to align left out)."""
+        """{train, val, test[, unseen-words]: [ids]}; refiners use the acoustic run's (utterances too short to
+        align left out)."""
         if self._splits is None:
             if self.is_refiner:
                 self._splits = {k: list(v) for k, v in self.hypotheses()["splits"].items()}
             else:
                 d = self.data_cfg
-                sp = self.corpus.splits(val=d.n_val, test=d.n_test, seed=d.seed)
-                self._splits = {k: list(sp[k]) for k in ("train", "val", "test")}
+                sp = self.corpus.splits(val=d.n_val, test=d.n_test, seed=d.seed, unseen=d.n_unseen)
+                self._splits = {k: list(v) for k, v in sp.items()}
             if not self._splits["train"]:
                 raise EbtkError("the corpus has no training utterances; hint: raise data.n_utts or lower n_val/n_test")
         return self._splits
@@ -255,8 +259,13 @@ class TTS(Task):
 
     def train_batch(self, gen: torch.Generator, n: int) -> Batch:
         ids = self.train_ids()
-        pick = [ids[int(k)] for k in torch.randint(len(ids), (n,), generator=gen)]
-        if not (self.is_refiner or self.decoder_only):
+        whole = not (self.is_refiner or self.decoder_only)
+        k = self.data_cfg.bucket if whole and self.data_cfg.bucket > 1 else 1
+        pick = [ids[int(j)] for j in torch.randint(len(ids), (n * k,), generator=gen)]
+        if k > 1:  # data.bucket: one of k length-sorted chunks (each drawn utterance equally likely to stay)
+            chunk = int(torch.randint(k, (1,), generator=gen))
+            pick = sorted(pick, key=lambda i: self.mel(i).shape[-1])[chunk * n:(chunk + 1) * n]
+        if whole:
             return self.model_batch(pick)
         return self.refiner_batch(pick, gen)
 
@@ -441,7 +450,12 @@ class TTS(Task):
                 for i in ids]
 
     def test_ids(self) -> list[str]:
-        ids = self.splits()["test"][: self.eval_cfg.n_test]
+        """The first eval.n_test ids of the evaluated split (eval.split: test, val or unseen-words)."""
+        split = self.eval_cfg.split
+        if split not in self.splits():
+            raise EbtkError(f"eval.split={split}: this run has no such split (its splits: {', '.join(self.splits())}); "
+                            "hint: data.n_unseen > 0 makes the unseen-words split")
+        ids = self.splits()[split][: self.eval_cfg.n_test]
         if self.is_refiner:
             ids = [i for i in ids if i in self.hypotheses()["hyp"]]
         return ids

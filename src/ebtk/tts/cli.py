@@ -19,9 +19,12 @@ def _corpus_make(args: argparse.Namespace) -> int:
     check_output_dir(args.dir, "DIR")
     t0 = time.perf_counter()
     path = make_corpus(args.dir, n=args.n, seed=args.seed, engine=args.engine or DEFAULT_ENGINE, voice=args.voice,
-                       vary=not args.no_vary, workers=args.workers)
+                       vary=not args.no_vary, workers=args.workers, text=args.text)
     info = json.loads((path / "corpus.json").read_text())
+    sp = info.get("default_splits") or {}
+    train_vocab = f", {sp['train_vocabulary']} in the default training split" if sp else ""
     print(f"corpus: {path}  ({info['n']} utterances, {info['total_seconds'] / 60:.1f} min of speech, "
+          f"{info['vocabulary']} distinct words{train_vocab}, text {info['text']}, "
           f"engine {info['engine']} voice {','.join(info['voices'])}, {time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -73,6 +76,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--engine", choices=["flite", "espeak"], default=None,
                    help="speech engine (default: the measured best, see results/tts/engine_choice.md)")
     m.add_argument("--voice", help="engine voice, or several comma-separated to draw per utterance")
+    m.add_argument("--text", choices=["mixed", "grammar"], default="mixed",
+                   help="sentences: mixed (default: ~80%% WordNet examples, ~20%% the grammar's numbers, dates and "
+                        "money) or grammar (the narrow built-in grammar alone)")
     m.add_argument("--no-vary", action="store_true", help="same rate and pitch for every utterance")
     m.add_argument("--workers", type=int, help="parallel synthesis jobs (default: min(4, CPUs))")
     m.set_defaults(func=_corpus_make,

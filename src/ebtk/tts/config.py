@@ -13,6 +13,7 @@ from typing import Any
 from ebtk.errors import EbtkError
 from ebtk.io import store_path
 from ebtk.tts.acoustic import AcousticConfig
+from ebtk.tts.dataset import DEFAULT_SPLITS, UNSEEN
 
 MODEL_OBJECTIVES = ("acoustic", "fm")
 """Objectives that train a text → mel model; every other objective trains a refiner."""
@@ -23,29 +24,55 @@ HYP_REMEDIES = ("dropout", "dropout-fresh", "noise", "none", "oof")
 @dataclass
 class TTSData:
     """path: LJSpeech-layout corpus dir ("" = the built-in corpus, made in the cache dir on first use);
-    n_utts / engine / seed: the built-in corpus; n_val / n_test: held-out utterances; crop: refiner
-    training crop in frames (a multiple of 4 suits the U-Net)."""
+    n_utts / engine / text / seed: the built-in corpus (text: mixed = WordNet + grammar, or grammar, see
+    ebtk.tts.corpus); n_val / n_test: held-out utterances; n_unseen: the unseen-words test split (each
+    sentence has a word no training sentence has; 0: none); seed: also the splits'; crop: refiner training
+    crop in frames (a multiple of 4 suits the U-Net); bucket: acoustic / fm batches of similar lengths
+    (k > 1: draw k batches' worth of utterances, sort them by length, keep one of the k chunks at random, so
+    each utterance is still drawn uniformly but less padding is computed; 0: plain random batches)."""
 
     path: str = ""
     n_utts: int = 2400
     engine: str = "flite"
+    text: str = "mixed"
     seed: int = 0
-    n_val: int = 50
-    n_test: int = 100
+    n_val: int = DEFAULT_SPLITS["val"]
+    n_test: int = DEFAULT_SPLITS["test"]
+    n_unseen: int = DEFAULT_SPLITS["unseen"]
     crop: int = 128
+    bucket: int = 0
     # "k/n": an acoustic / fm run trains on part k of n of the training split only (`train_part_of`), e.g. the
     # two models whose hypotheses of the part they did not see are out-of-fold (acoustic.hyp_remedy=oof)
     train_part: str = ""
 
     def validate(self) -> None:
         parse_part(self.train_part)
-        if self.n_utts < 4 or self.n_val < 1 or self.n_test < 1 or self.crop < 8:
-            raise EbtkError("data: n_utts ≥ 4, n_val ≥ 1, n_test ≥ 1 and crop ≥ 8 are required")
-        if not self.path and self.n_val + self.n_test >= self.n_utts:
-            raise EbtkError(f"data.n_val + data.n_test must leave training utterances out of data.n_utts="
-                            f"{self.n_utts}; hint: raise data.n_utts")
+        if self.bucket < 0:
+            raise EbtkError(f"data.bucket must be ≥ 0 (0: plain random batches), got {self.bucket}")
+        if self.n_utts < 4 or self.n_val < 1 or self.n_test < 1 or self.n_unseen < 0 or self.crop < 8:
+            raise EbtkError("data: n_utts ≥ 4, n_val ≥ 1, n_test ≥ 1, n_unseen ≥ 0 and crop ≥ 8 are required")
+        if not self.path and self.n_val + self.n_test + self.n_unseen >= self.n_utts:
+            raise EbtkError(f"data.n_val + data.n_test + data.n_unseen must leave training utterances out of "
+                            f"data.n_utts={self.n_utts}; hint: raise data.n_utts")
         if self.engine not in ("flite", "espeak"):
             raise EbtkError(f"data.engine must be flite or espeak, got {self.engine!r}")
+        if self.text not in ("mixed", "grammar"):
+            raise EbtkError(f"data.text must be mixed or grammar, got {self.text!r}")
+
+
+LEGACY_DATA = {"text": "grammar", "n_unseen": 0}
+"""What a run stored before data.text / data.n_unseen existed was trained on: the grammar corpus, no
+unseen-words split."""
+
+
+def upgrade_legacy(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with `LEGACY_DATA` filled in when its data section is a complete stored one (n_utts, n_val,
+    n_test, crop) from before data.text existed, so such a run re-derives the corpus and splits it was
+    trained on; any other config is returned as it is."""
+    data = config.get("data")
+    if isinstance(data, dict) and {"n_utts", "n_val", "n_test", "crop"} <= set(data) and "text" not in data:
+        return {**config, "data": {**LEGACY_DATA, **data}}
+    return config
 
 
 def parse_part(part: str) -> tuple[int, int] | None:
@@ -145,9 +172,11 @@ class TTSRefine:
 
 @dataclass
 class TTSEval:
-    """n_test: test utterances evaluated; steps × step_sizes: the refinement table; fm_steps: Euler
-    steps of the FM baseline; dnsmos: compute DNSMOS; n_wavs: utterances written as wavs."""
+    """split: the held-out split evaluated (test, val or unseen-words); n_test: its utterances evaluated;
+    steps × step_sizes: the refinement table; fm_steps: Euler steps of the FM baseline; dnsmos: compute
+    DNSMOS; n_wavs: utterances written as wavs."""
 
+    split: str = "test"
     n_test: int = 100
     steps: list[int] = field(default_factory=lambda: [1, 2])
     step_sizes: list[float] = field(default_factory=lambda: [0.5, 1.0])
@@ -156,6 +185,8 @@ class TTSEval:
     n_wavs: int = 2
 
     def validate(self) -> None:
+        if self.split not in ("test", "val", UNSEEN):
+            raise EbtkError(f"eval.split must be test, val or {UNSEEN}, got {self.split!r}")
         if self.n_test < 1 or not self.steps or min(self.steps) < 0 or not self.step_sizes:
             raise EbtkError("eval: n_test ≥ 1 and non-empty steps (≥ 0) and step_sizes are required")
         if min(self.step_sizes) <= 0 or not self.fm_steps or min(self.fm_steps) < 1:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,22 @@ import torch
 from ebtk.errors import EbtkError, one_line
 from ebtk.io import atomic_write, atomic_write_text
 from ebtk.tts.audio import SAMPLE_RATE, load_wav, mel_settings, mel_spectrogram
+
+UNSEEN = "unseen-words"
+"""The held-out split whose every sentence has a word that no training sentence has."""
+DEFAULT_SPLITS = {"val": 50, "test": 100, "unseen": 100}
+"""The tts task's held-out utterance counts (data.n_val, data.n_test, data.n_unseen)."""
+
+
+def words(text: str) -> list[str]:
+    """The lower-case words of `text` (letters with inner apostrophes; digits and punctuation are not words),
+    as a corpus's coverage is counted: "Don't wait, Anna-Maria!" -> ["don't", "wait", "anna", "maria"]."""
+    return re.findall(r"[a-z]+(?:'[a-z]+)*", text.lower())
+
+
+def vocabulary(texts: list[str]) -> set[str]:
+    """The distinct `words` of `texts`."""
+    return {w for t in texts for w in words(t)}
 
 
 @dataclass(frozen=True)
@@ -173,38 +190,90 @@ class LJSpeechCorpus:
         return torch.from_numpy(mel)
 
     # ----------------------------------------------------------------------------------------- splits
-    def splits(self, val: float | int = 0.05, test: float | int = 0.05, seed: int = 0) -> dict[str, list[str]]:
-        """Deterministic train/val/test id lists, written to `<corpus>/splits/{train,val,test}.txt`.
+    def splits(self, val: float | int = 0.05, test: float | int = 0.05, seed: int = 0,
+               unseen: float | int = 0) -> dict[str, list[str]]:
+        """Deterministic train/val/test (and, with `unseen` > 0, `UNSEEN`) id lists, written to
+        `<corpus>/splits/<name>.txt`.
 
-        `val`/`test` are fractions (< 1) or counts (>= 1); a non-zero fraction gives at least one utterance.
+        `val`/`test`/`unseen` are fractions (< 1) or counts (>= 1); a non-zero fraction gives at least one
+        utterance. The unseen-words split is drawn first: whole groups of the sentences sharing a rare word
+        (in at most `MAX_UNSEEN_GROUP` sentences), so that each holds a word no training sentence has; val and
+        test are then drawn at random from the rest. A training utterance whose words equal a held-out one's
+        (a repeated sentence) joins that held-out split, so held-out text never appears in training.
         Split files found without our `splits.json` marker are taken as user-provided and returned as they are.
+        Raises EbtkError when the held-out splits leave no training utterance or the corpus has too few
+        sentences with rare words for `unseen`.
         """
         n = len(self.items)
-        n_val, n_test = (self._count(x, n, name) for x, name in ((val, "val"), (test, "test")))
-        if n_val + n_test >= n:
-            raise EbtkError(f"val ({n_val}) + test ({n_test}) leave no training utterances out of {n}")
+        n_val, n_test, n_unseen = (self._count(x, n, name) for x, name in
+                                   ((val, "val"), (test, "test"), (unseen, "unseen")))
+        if n_val + n_test + n_unseen >= n:
+            raise EbtkError(f"val ({n_val}) + test ({n_test}) + unseen ({n_unseen}) leave no training utterances "
+                            f"out of {n}")
         params = {"val": val, "test": test, "seed": seed, "ids_sha1": hashlib.sha1("\n".join(self.ids).encode())
-                  .hexdigest()}
+                  .hexdigest(), **({"unseen": unseen} if n_unseen else {})}  # markers from before `unseen` match
+        names = ("train", "val", "test") + ((UNSEEN,) if n_unseen else ())
         local = self.path / "splits"
         for d in (local, self.cache_dir / "splits"):
-            got = self._read_splits(d, params)
+            got = self._read_splits(d, params, names)
             if got is not None:
                 return got
         ids = sorted(self.ids)
         random.Random(seed).shuffle(ids)
-        out = {"val": sorted(ids[:n_val]), "test": sorted(ids[n_val:n_val + n_test]),
-               "train": sorted(ids[n_val + n_test:])}
+        key = {i: " ".join(words(self[i].normalized)) for i in ids}
+        held = {UNSEEN: self._unseen_words(ids, n_unseen)} if n_unseen else {}
+        rest = [i for i in ids if i not in set(held.get(UNSEEN, []))]
+        held = {"val": rest[:n_val], "test": rest[n_val:n_val + n_test], **held}
+        taken = {i for v in held.values() for i in v}
+        split_of_text = {key[i]: k for k, v in held.items() for i in v}
+        train = []
+        for i in ids:
+            if i in taken:
+                continue
+            if key[i] in split_of_text:  # the same sentence as a held-out one
+                held[split_of_text[key[i]]].append(i)
+            else:
+                train.append(i)
+        out = {"train": sorted(train), **{k: sorted(v) for k, v in held.items()}}
         d = local if _writable(local) else self.cache_dir / "splits"
         d.mkdir(parents=True, exist_ok=True)
-        for name, lst in out.items():
-            atomic_write_text(d / f"{name}.txt", "".join(f"{i}\n" for i in lst))
+        for name in names:
+            atomic_write_text(d / f"{name}.txt", "".join(f"{i}\n" for i in out[name]))
+        if UNSEEN not in names:  # a stale one from other parameters would read as user-provided
+            (d / f"{UNSEEN}.txt").unlink(missing_ok=True)
         atomic_write_text(d / "splits.json", json.dumps(params) + "\n")
-        return {k: out[k] for k in ("train", "val", "test")}
+        return {k: out[k] for k in names}
 
-    def _read_splits(self, d: Path, params: dict) -> dict[str, list[str]] | None:
-        files = {k: d / f"{k}.txt" for k in ("train", "val", "test")}
-        if not all(f.is_file() for f in files.values()):
-            return None
+    MAX_UNSEEN_GROUP = 3
+
+    def _unseen_words(self, ids: list[str], n: int) -> list[str]:
+        """`n` ids (from `ids`, in its order) made of whole groups of the sentences containing a rare word: for
+        each sentence in turn, its rarest word's group joins when it has at most MAX_UNSEEN_GROUP sentences and
+        fits in what is left to fill. Every sentence with that word is held out, so it is unseen in training."""
+        by_word: dict[str, list[str]] = {}
+        for i in ids:
+            for w in dict.fromkeys(words(self[i].normalized)):
+                by_word.setdefault(w, []).append(i)
+        out: list[str] = []
+        chosen: set[str] = set()
+        for i in ids:
+            if len(out) == n:
+                break
+            if i in chosen or not words(self[i].normalized):
+                continue
+            rare = min(dict.fromkeys(words(self[i].normalized)), key=lambda w: len(by_word[w]))
+            group = [j for j in by_word[rare] if j not in chosen]
+            if len(by_word[rare]) <= self.MAX_UNSEEN_GROUP and len(group) <= n - len(out):
+                out += group
+                chosen.update(group)
+        if len(out) < n:
+            raise EbtkError(f"{self.path}: only {len(out)} sentences have a word rare enough to hold out of training "
+                            f"for the {UNSEEN} split of {n}; hint: lower data.n_unseen (0: no such split)")
+        return out
+
+    def _read_splits(self, d: Path, params: dict, names: tuple[str, ...]) -> dict[str, list[str]] | None:
+        """The split files in `d` when its marker matches `params`; user-provided files (no marker) always
+        (with the unseen-words split only when they include one)."""
         marker = d / "splits.json"
         if marker.is_file():
             try:
@@ -212,6 +281,11 @@ class LJSpeechCorpus:
                     return None
             except ValueError:
                 return None
+        else:
+            names = ("train", "val", "test") + ((UNSEEN,) if (d / f"{UNSEEN}.txt").is_file() else ())
+        files = {k: d / f"{k}.txt" for k in names}
+        if not all(f.is_file() for f in files.values()):
+            return None
         out = {k: [x.strip() for x in f.read_text().splitlines() if x.strip()] for k, f in files.items()}
         unknown = [i for lst in out.values() for i in lst if i not in self._by_id]
         if unknown:

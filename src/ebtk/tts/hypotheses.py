@@ -4,7 +4,8 @@ An acoustic run writes frame-aligned hypotheses of every utterance (ground-truth
 has exactly its reference's frame count): the (hypothesis, reference) pairs refiners train and are
 evaluated on. Format (a dict, `torch.load(weights_only=True)`-able):
 
-* ``version`` (`VERSION`), ``corpus`` (absolute path of the corpus), ``splits`` {train, val, test: [ids]};
+* ``version`` (`VERSION`), ``corpus`` (absolute path of the corpus), ``splits`` {train, val, test[,
+  unseen-words]: [ids]};
 * ``mel_mean``, ``mel_std``: the acoustic model's normalisation, which refiners adopt;
 * ``hyp`` {id: (80, T) fp16}: every utterance, dropout off; ``hyp_dropout`` {id: (80, T) fp16}: the
   training split with the acoustic model's dropout on (one fixed MC-dropout draw, the `dropout` remedy);
@@ -23,6 +24,7 @@ from torch import nn
 from ebtk.errors import EbtkError
 from ebtk.io import atomic_write, load_torch
 from ebtk.tts.batches import collate
+from ebtk.tts.dataset import UNSEEN
 
 HYPOTHESES = "hypotheses.pt"
 VERSION = 1
@@ -50,7 +52,7 @@ def write_hypotheses(path: str | Path, model: nn.Module, utterances: dict[str, t
     gen_state = torch.get_rng_state()
     torch.manual_seed(777)
     try:
-        for split in ("train", "val", "test"):
+        for split in ["train"] + [k for k in ok if k != "train"]:
             ids = ok.get(split, [])
             for kind in ("hyp", "hyp_dropout") if split == "train" else ("hyp",):
                 for s in range(0, len(ids), batch_size):
@@ -80,6 +82,7 @@ def write_hypotheses(path: str | Path, model: nn.Module, utterances: dict[str, t
         "mel_mse_train_dropout": means.get("train_hyp_dropout"),
         "mel_mse_val": means.get("val_hyp"),
         "mel_mse_test": means.get("test_hyp"),
+        **({"mel_mse_unseen_words": means[f"{UNSEEN}_hyp"]} if f"{UNSEEN}_hyp" in means else {}),
         "mel_l1_train": means.get("train_hyp_l1"),
         "mel_l1_val": means.get("val_hyp_l1"),
     }

@@ -112,7 +112,8 @@ _CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pound
 
 def _money(m: re.Match) -> str:
     one, many, sub_one, sub_many = _CURRENCY[m.group(1)]
-    whole, frac, scale = m.group(2).replace(",", ""), m.group(3), m.group(4)
+    whole, frac = m.group(2).replace(",", ""), m.group(3)
+    scale = _MONEY_SCALE.get(m.group(4) or "") or m.group(5)
     if scale:  # $2.5 million -> two point five million dollars
         amount = number_to_words(int(whole)) + (f" point {_digits(frac)}" if frac else "")
         return f"{amount} {scale} {many}"
@@ -162,30 +163,163 @@ def _number_str(s: str) -> str:
     return number_to_words(n)
 
 
+# ------------------------------------------------------------------------ everyday text (issue 35's table)
+
+_UNITS = {  # unit -> (singular, plural); longest first in the pattern so km/h is not read as km
+    "km/h": ("kilometer per hour", "kilometers per hour"), "kph": ("kilometer per hour", "kilometers per hour"),
+    "mph": ("mile per hour", "miles per hour"), "km": ("kilometer", "kilometers"), "kg": ("kilogram", "kilograms"),
+    "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"), "ml": ("milliliter", "milliliters"),
+    "mg": ("milligram", "milligrams"), "TB": ("terabyte", "terabytes"), "GB": ("gigabyte", "gigabytes"),
+    "MB": ("megabyte", "megabytes"), "KB": ("kilobyte", "kilobytes"), "GHz": ("gigahertz", "gigahertz"),
+    "MHz": ("megahertz", "megahertz"), "kHz": ("kilohertz", "kilohertz"), "Hz": ("hertz", "hertz"),
+    "ft": ("foot", "feet"), "lbs": ("pound", "pounds"), "lb": ("pound", "pounds"), "oz": ("ounce", "ounces"),
+    "°C": ("degree Celsius", "degrees Celsius"), "°F": ("degree Fahrenheit", "degrees Fahrenheit"),
+}
+_UNIT_RE = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)\s?(" + "|".join(re.escape(u) for u in
+                      sorted(_UNITS, key=len, reverse=True)) + r")(?![\w/])")
+_MONEY_SCALE = {"bn": "billion", "mn": "million", "m": "million", "k": "thousand"}
+# the words before a Roman numeral read as a cardinal ("World War two", "Chapter four"); after other
+# capitalised words a numeral of two or more letters I, V, X is a regnal ordinal ("Henry the eighth")
+_ROMAN_CARDINAL = {"War", "Chapter", "Part", "Volume", "Vol", "Act", "Scene", "Book", "Section", "Article", "Phase",
+                   "Stage", "Level", "Type", "Class", "Grade", "Round", "Episode", "Title", "Psalm", "Appendix",
+                   "Apollo", "Vatican", "Step", "Unit", "Figure", "Table", "Super Bowl"}
+_ROMAN_VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
+
+
+def _say_digits(s: str) -> str:
+    return " ".join(_ONES[int(d)] for d in s if d.isdigit())
+
+
+def _spell_address(m: re.Match) -> str:
+    """A URL read out: h t t p s colon slash slash, w w w, dot, slash, dash."""
+    scheme, host, path = m.group(1), m.group(2), m.group(3) or ""
+    out = f"{' '.join(scheme)} colon slash slash " if scheme else ""
+    out += " dot ".join("w w w" if part.lower() == "www" else part for part in host.split("."))
+    for ch, word in (("/", " slash "), (".", " dot "), ("-", " dash "), ("_", " underscore ")):
+        path = path.replace(ch, word)
+    return out + path
+
+
+def _email(m: re.Match) -> str:
+    return f"{m.group(1).replace('.', ' dot ')} at {m.group(2).replace('.', ' dot ')}"
+
+
+def _unit(m: re.Match) -> str:
+    one, many = _UNITS[m.group(2)]
+    return f"{m.group(1)} {one if m.group(1) == '1' else many}"
+
+
+def _numeric_date(m: re.Match) -> str:
+    """m/d/yyyy (US), or d/m/yyyy when the first part cannot be a month; ISO yyyy-mm-dd."""
+    if m.group("iso"):
+        y, a, b = m.group("iy"), int(m.group("im")), int(m.group("id"))
+    else:
+        y, a, b = m.group("y"), int(m.group("a")), int(m.group("b"))
+    year = year_to_words(int(y)) if len(y) == 4 else ("oh " if y.startswith("0") else "") + number_to_words(int(y))
+    if 1 <= a <= 12 and 1 <= b <= 31:
+        return f"{_MONTHS[a - 1]} {ordinal_to_words(b)}, {year}"
+    if 1 <= b <= 12 and 1 <= a <= 31 and not m.group("iso"):
+        return f"the {ordinal_to_words(a)} of {_MONTHS[b - 1]}, {year}"
+    return m.group(0)
+
+
+def _phone(m: re.Match) -> str:
+    """Digit by digit, group by group: "five five five, one two three, four five six seven"."""
+    groups = [g for g in re.split(r"[\s().-]+", m.group(0)) if g]
+    return ", ".join(("plus " + _say_digits(g)) if g.startswith("+") else _say_digits(g) for g in groups)
+
+
+def _roman_value(s: str) -> int | None:
+    """The value of a well-formed Roman numeral of I, V, X, L, C (1-399), else None."""
+    total = 0
+    for i, c in enumerate(s):
+        v = _ROMAN_VALUES[c]
+        total += -v if i + 1 < len(s) and _ROMAN_VALUES[s[i + 1]] > v else v
+    if not 0 < total < 400:
+        return None
+    canon, n = "", total
+    for value, sym in ((100, "C"), (90, "XC"), (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"),
+                       (1, "I")):
+        while n >= value:
+            canon, n = canon + sym, n - value
+    return total if canon == s else None
+
+
+def _roman(m: re.Match) -> str:
+    word, numeral = m.group(1), m.group(2)
+    value = _roman_value(numeral)
+    if value is None:
+        return m.group(0)
+    if word.rstrip(".") in _ROMAN_CARDINAL:
+        return f"{word} {number_to_words(value)}"
+    if len(numeral) >= 2 and set(numeral) <= set("IVX"):
+        return f"{word} the {ordinal_to_words(value)}"
+    return m.group(0)
+
+
+_EMAIL_RE = re.compile(r"\b([\w.+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)\b")
+_URL_RE = re.compile(r"\b(?:(https?)://)?((?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:com|org|net|edu|gov|io|ai|"
+                     r"dev|info|co|uk|de|fr|eu|us))((?:/[\w~%-]+(?:\.[\w~%-]+)*)*/?)(?![\w.]*\w)")
+_DATE_RE = re.compile(r"\b(?:(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4}|\d{2})|(?P<iso>(?P<iy>\d{4})-(?P<im>\d{2})-"
+                      r"(?P<id>\d{2})))\b")
+_PHONE_RES = [
+    re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[.-]\d{4}\b"),  # (555) 123-4567
+    re.compile(r"(?<![\w.])(?:\+\d{1,3}|0\d{2,4})(?:[ .-]\d{2,4}){2,3}\b"),  # +1 415 555 2671, 0800 123 456
+    re.compile(r"(?<![\w.-])\d{3}-\d{4}\b(?!-)"),  # 555-1234
+]
+
+
+def _everyday(t: str) -> str:
+    """Addresses, units, numeric dates, phone numbers, scientific notation and powers, before the number rules
+    read their digits (each leaves plain digits for them where it can)."""
+    t = _EMAIL_RE.sub(_email, t)
+    t = _URL_RE.sub(_spell_address, t)
+    t = _UNIT_RE.sub(_unit, t)
+    t = _DATE_RE.sub(_numeric_date, t)
+    for rx in _PHONE_RES:
+        t = rx.sub(_phone, t)
+    t = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?)(\d+)\b",
+               lambda m: f"{m.group(1)} times ten to the power of {'minus ' if m.group(2) == '-' else ''}{m.group(3)}",
+               t)
+    return re.sub(r"(?<![\w.])([\w.]+)\^(-?)(\d+)\b",
+                  lambda m: f"{m.group(1)} to the power of {'minus ' if m.group(2) else ''}{m.group(3)}", t)
+
+
 def normalize_text(text: str) -> str:
     """Expand what espeak would misread or read differently from a speaker into plain words.
 
     Supported: abbreviations (Mr., Mrs., Dr., St. as Saint/Street, Prof., etc., e.g., i.e., vs., months...),
     money ($5, $5.50, £3, €2 million), percentages, ordinals (1st, 22nd), dates ("3 May" -> "the third of May",
-    "May 3" -> "May third"), years (1999, 2021, 1990s), times (3:30 pm), decimals, thousands separators,
-    negative numbers and a few symbols (&, +, =, @, #, °). Control characters (NUL, BEL, ESC, ...) count as
-    spaces. Whitespace is collapsed; case and punctuation kept.
+    "May 3" -> "May third", 3/4/2025, 2025-03-04), years (1999, 2021, 1990s), times (3:30 pm, 5pm), decimals,
+    thousands separators, negative numbers, ranges (10-20), units (5 kg, 100 km/h, 20°C), Roman numerals
+    (World War II, Henry VIII), phone numbers (digit by digit), URLs and e-mail addresses, scientific notation
+    (1e6) and powers (2^20), letter-digit codes (Q3) and a few symbols (&, +, =, @, #, °). Control
+    characters (NUL, BEL, ESC, ...) count as spaces. Whitespace is collapsed; case and punctuation kept. The cases it is held to: tests/text_normalisation_cases.tsv.
     """
     # control characters (NUL included: espeak's C API would stop reading at it) are spaces, like tabs
     t = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
     t = t.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"').replace("–", "-")
     t = re.sub(r"\betc\.(?=\s*$|\s+[A-Z])", "etc. .", t)  # keep the full stop "etc." swallows
+    t = _everyday(t)
     for rx, rep in _ABBREVIATIONS_RE:
         t = rx.sub(rep, t)
-    t = re.sub(r"([$£€])\s?(\d[\d,]*)(?:\.(\d+))?(?:\s+(million|billion|trillion|thousand))?\b", _money, t)
-    t = re.sub(r"(\d+(?:\.\d+)?)\s?%", lambda m: f"{_number_str(m.group(1))} percent", t)
+    t = re.sub(r"([$£€])\s?(\d[\d,]*)(?:\.(\d+))?(?:(bn|mn|m|k)\b|\s+(million|billion|trillion|thousand)\b|\b)",
+               _money, t)
+    t = re.sub(r"((?<![\w.])-)?(\d+(?:\.\d+)?)\s?%",
+               lambda m: f"{'minus ' if m.group(1) else ''}{_number_str(m.group(2))} percent", t)
     t = re.sub(r"\b(\d{1,2}):(\d{2})(?:\s?([AaPp]\.?[Mm]\.?)(?=\W|$))?", _time, t)
+    t = re.sub(r"\b(\d{1,2})\s?([AaPp])\.?\s?[Mm](?!\w)",
+               lambda m: f"{number_to_words(int(m.group(1)))} {m.group(2).lower()} m" if 0 < int(m.group(1)) <= 12
+               else m.group(0), t)
     t = re.sub(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\b",
                lambda m: f"the {ordinal_to_words(int(m.group(1)))} of {m.group(2)}", t)
     t = re.sub(rf"\b({_MONTH_RE})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*[:.,]?\d)",
                lambda m: f"{m.group(1)} {ordinal_to_words(int(m.group(2)))}", t)
     t = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b", lambda m: ordinal_to_words(int(m.group(1))), t)
     t = re.sub(r"\b((?:1[1-9]|20)\d0)'?s\b", _decade, t)
+    t = re.sub(r"(?<![\w.,-])(\d{1,4})-(\d{1,4})\b(?![-.,]?\d)", r"\1 to \2", t)  # ranges: 1990-1995, 10-20
+    t = re.sub(r"\b([A-Z][a-z]+\.?|Super Bowl)\s+([IVXLC]+)\b(?!['-])", _roman, t)
+    t = re.sub(r"\b([A-Z]{1,3})(\d+)\b", r"\1 \2", t)  # Q3, MP3, A4
     t = re.sub(r"(?<![\w.])-(?=\d)", "minus ", t)
     t = re.sub(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|\d+", _number, t)
     for sym, rep in _SYMBOLS.items():
