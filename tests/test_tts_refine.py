@@ -261,3 +261,18 @@ def test_external_config_is_checked(tmp_path) -> None:
         resolve_config("tts", "delta", overrides=[f"hypotheses.dir={tmp_path}"])
     with pytest.raises(EbtkError, match="refiner objectives"):
         resolve_config("tts", "fm", overrides=[f"data.path={tmp_path}", f"hypotheses.dir={tmp_path}"])
+
+
+def test_a_text_conditioned_refiner_is_refused_for_given_mels() -> None:
+    from ebtk.tts.bundle import read_bundle, shipped_model_path
+    from ebtk.tts.refine_mels import MelRefiner
+
+    path = shipped_model_path()
+    if path is None:
+        pytest.skip("no shipped model in this install")
+    b = read_bundle(path)
+    assert b["refiner"]["text_cond"] is True  # the shipped recipe conditions on the text encoding
+    with pytest.raises(EbtkError, match="text encoding"):
+        MelRefiner(b)
+    with pytest.raises(EbtkError, match="no refiner"):
+        MelRefiner({**b, "kind": "acoustic", "refiner": None})
