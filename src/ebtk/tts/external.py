@@ -11,9 +11,12 @@ stated here and tested in tests/test_tts_refine.py):
 * dtype: not a floating-point array; any NaN or infinity;
 * values below ln(1e-7) − 0.1 ≈ −16.2: not ln(clamp(·, 1e-7)) (decibels, another floor, a power mel
   without the clamp);
-* values above `max_log_mel()` + 1 ≈ 4.2, where `max_log_mel()` = ln(largest mel filter sum × Σ hann window)
-  ≈ 3.2 is the largest value any waveform in [−1, 1] can give: decibels, a power mel of loud audio,
-  or a linear (un-logged) mel;
+* values above `CEILING` = 10: ebtk's mel of any waveform in [−1, 1] is at most `max_log_mel()` ≈ 3.2
+  (ln(largest mel filter sum × Σ hann window)), and rough models overshoot it (ebtk's flow-matching model
+  at 2 Euler steps reached 6.3 on the built-in corpus), but decibels (up to ≈ 28) and linear mels of loud
+  audio (up to ≈ 25) go far above;
+* a minimum above `MIN_CEILING` = −5: a natural-log mel of speech always has quiet bins (ebtk's recordings
+  and models: −16 to −11); a linear (un-logged) mel is never negative, a normalised one rarely below −5;
 * the log base, from `band_spread`: the standard deviation over the 80 bands of the loudest fifth of the
   frames (median over those frames). It does not change with the audio's gain or its share of silence,
   but scales with the log: ebtk speech mels measured 2.0–2.4 (flite and espeak-ng voices, loud and quiet,
@@ -48,7 +51,8 @@ from ebtk.tts.audio import LOG_FLOOR, N_MELS, WIN
 
 SPREAD_MIN = 1.3
 SPREAD_MAX = 3.2
-MARGIN = 1.0  # nats above the largest possible value: a model's output may overshoot a little
+CEILING = 10.0
+MIN_CEILING = -5.0
 
 
 def max_log_mel() -> float:
@@ -62,7 +66,7 @@ def max_log_mel() -> float:
 def check_mel(mel: Any, source: str | Path) -> np.ndarray:
     """`mel` as float32 (80, T) if it looks like an ebtk log-mel, else an EbtkError naming `source`.
 
-    The rules (shape, dtype, finiteness, floor, ceiling, band spread) are this module's docstring's. Raises
+    The rules (shape, dtype, finiteness, floor, ceiling, quiet bins, band spread) are this module's docstring's. Raises
     EbtkError with a hint on what the array looks like instead."""
     a = np.asarray(mel)
     if a.dtype.kind != "f":
@@ -82,10 +86,12 @@ def check_mel(mel: Any, source: str | Path) -> np.ndarray:
     if lo < LOG_FLOOR - 0.1:
         raise EbtkError(f"{source}: minimum {lo:.1f} is below ln(1e-7) = {LOG_FLOOR:.1f}: not an ebtk log-mel "
                         f"(decibels, or another floor?); {conv}")
-    ceiling = max_log_mel()
-    if hi > ceiling + MARGIN:
-        raise EbtkError(f"{source}: maximum {hi:.1f} is above {ceiling:.1f}, the most audio in [-1, 1] can give: "
-                        f"decibels, a power or an un-logged mel?; {conv}")
+    if hi > CEILING:
+        raise EbtkError(f"{source}: maximum {hi:.1f} is above {CEILING:g} (audio in [-1, 1] gives at most "
+                        f"{max_log_mel():.1f}): decibels or an un-logged mel?; {conv}")
+    if lo > MIN_CEILING:
+        raise EbtkError(f"{source}: minimum {lo:.1f} is above {MIN_CEILING:g}, no quiet bins (ebtk speech mels reach "
+                        f"-11 to -16): an un-logged or normalised mel?; {conv}")
     spread = band_spread(a)
     if spread < SPREAD_MIN:
         raise EbtkError(f"{source}: its loud frames vary by {spread:.2f} across bands (ebtk speech mels: 2.0-2.4, "
