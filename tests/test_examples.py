@@ -42,3 +42,16 @@ def test_delta_example_one_step_approaches_the_reference():
     out = _run("delta_refiner.py", "--steps", "300")
     before, after = map(float, re.search(r"hypothesis ([\d.]+), after one step ([\d.]+)", out).groups())
     assert after < 0.25 * before  # 300 steps: 0.166 → 0.023
+
+
+def test_refine_external_example_trains_on_another_systems_mels():
+    import shutil
+
+    import pytest
+
+    if shutil.which("flite") is None or shutil.which("espeak-ng") is None:
+        pytest.skip("needs flite (references) and espeak-ng (the other system)")
+    out = _run("refine_external.py", "--steps", "200")
+    before, after = map(float, re.search(r"hypothesis ([\d.]+), after one step ([\d.]+)", out).groups())
+    assert after < 0.5 * before  # 200 steps: 5.457 → 1.859
+    assert "refined 12 mels" in out and "(12 wavs at 22 050 Hz)" in out

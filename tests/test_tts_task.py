@@ -13,6 +13,7 @@ import ebtk.objectives.acoustic  # noqa: F401  (registers `acoustic`; builtins l
 import ebtk.objectives.fm  # noqa: F401
 from ebtk.energy import ScoreModel
 from ebtk.errors import EbtkError
+from tts_fixtures import SHORT
 
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None or shutil.which("espeak-ng") is None,
                                 reason="needs flite (corpus) and espeak-ng (phonemes)")
@@ -23,24 +24,13 @@ TINY = ["train.steps=30", "train.batch_size=4", "train.log_every=10", "acoustic.
         "eval.n_wavs=1", "data.n_val=1", "data.n_test=1", "data.n_unseen=0", "data.crop=32"]
 
 
-SHORT = ["Open the door.", "It is cold today.", "She has three cats.", "We left at noon.", "Call me later!",
-         "Tea, or coffee?", "The sky was blue."]
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """Seven short real espeak-ng utterances (about a second each: vocoding is the slow part) in LJSpeech
-    layout. The built-in flite corpus path is tested separately (test_builtin_corpus_is_made_on_first_use)."""
-    from tts_fixtures import espeak_wav
+    """Seven short real espeak-ng utterances in LJSpeech layout (tts_fixtures.espeak_corpus). The built-in
+    flite corpus path is tested separately (test_builtin_corpus_is_made_on_first_use)."""
+    from tts_fixtures import espeak_corpus
 
-    root = tmp_path_factory.mktemp("corpus") / "c"
-    (root / "wavs").mkdir(parents=True)
-    lines = []
-    for k, text in enumerate(SHORT):
-        espeak_wav(root / "wavs" / f"u{k}.wav", text, pitch=40 + 3 * k, rate=170 + 4 * k)
-        lines.append(f"u{k}|{text}|{text}\n")
-    (root / "metadata.csv").write_text("".join(lines))
-    return root
+    return espeak_corpus(tmp_path_factory.mktemp("corpus") / "c")
 
 
 @pytest.fixture(scope="module")

@@ -26,3 +26,19 @@ def espeak_wav(path: Path, text: str, pitch: int = 50, rate: int = 160) -> np.nd
     subprocess.run(["espeak-ng", "-v", "en-us", "-p", str(pitch), "-s", str(rate), "-w", str(path), text],
                    check=True, capture_output=True)
     return load_wav(path)
+
+
+SHORT = ["Open the door.", "It is cold today.", "She has three cats.", "We left at noon.", "Call me later!",
+         "Tea, or coffee?", "The sky was blue."]
+
+
+def espeak_corpus(root: Path, texts: list[str] = SHORT) -> Path:
+    """An LJSpeech-layout corpus at `root`: utterance u<k> is texts[k] spoken by espeak-ng (pitch and rate
+    varied per utterance, about a second each: vocoding is the slow part of the tests that use it)."""
+    (root / "wavs").mkdir(parents=True)
+    lines = []
+    for k, text in enumerate(texts):
+        espeak_wav(root / "wavs" / f"u{k}.wav", text, pitch=40 + 3 * k, rate=170 + 4 * k)
+        lines.append(f"u{k}|{text}|{text}\n")
+    (root / "metadata.csv").write_text("".join(lines))
+    return root

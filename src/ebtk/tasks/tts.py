@@ -61,6 +61,7 @@ from ebtk.tts.config import (
     TTSAcoustic,
     TTSData,
     TTSEval,
+    TTSHypotheses,
     TTSModel,
     TTSRefine,
     parse_part,
@@ -109,6 +110,7 @@ class TTS(Task):
         self.ac_cfg: TTSAcoustic = self.cfg["acoustic"]
         self.refine_cfg: TTSRefine = self.cfg["refine"]
         self.eval_cfg: TTSEval = self.cfg["eval"]
+        self.hyp_cfg: TTSHypotheses = self.cfg["hypotheses"]
         self.objective_name: str = (config.get("objective") or {}).get("name", "acoustic")
         self.shape = (N_MELS, self.data_cfg.crop)
         self._corpus = None
@@ -142,13 +144,18 @@ class TTS(Task):
         """The η of refinement: refine.step_size, or (when null) the one the objective trained for."""
         return self.refine_cfg.effective_step_size(self.config.get("objective"))
 
+    @property
+    def external(self) -> bool:
+        """A refiner on another model's mels (`hypotheses.dir`), not on an ebtk acoustic run's."""
+        return self.is_refiner and bool(self.hyp_cfg.dir)
+
     def acoustic_dir(self) -> Path | None:
         """The `acoustic.checkpoint` run dir (relative paths are read against this run dir)."""
         return acoustic_run(self.run_dir, self.config)
 
     # -- corpus -------------------------------------------------------------------------------------
     def corpus_path(self) -> Path:
-        if self.is_refiner:
+        if self.is_refiner and not self.external:
             return Path(self.hypotheses()["corpus"])
         if self.data_cfg.path:
             p = resolve_in(self.run_dir, self.data_cfg.path)
@@ -177,7 +184,7 @@ class TTS(Task):
         """{train, val, test[, unseen-words]: [ids]}; refiners use the acoustic run's (utterances too short to
         align left out)."""
         if self._splits is None:
-            if self.is_refiner:
+            if self.is_refiner and not self.external:
                 self._splits = {k: list(v) for k, v in self.hypotheses()["splits"].items()}
             else:
                 d = self.data_cfg
@@ -243,8 +250,8 @@ class TTS(Task):
 
     def mel_stats(self) -> tuple[float, float]:
         """Global mean and std of the training log-mels (≤ 200 utterances), or the acoustic run's for
-        refiners: the models' normalisation, computed once per fresh run (`init_weights`)."""
-        if self.is_refiner:
+        refiners on an ebtk acoustic run: the models' normalisation, computed once per fresh run (`init_weights`)."""
+        if self.is_refiner and not self.external:
             h = self.hypotheses()
             return float(h["mel_mean"]), float(h["mel_std"])
         mels = torch.cat([self.mel(i).flatten() for i in self.train_ids()[:200]])
@@ -278,7 +285,7 @@ class TTS(Task):
         elif remedy == "dropout-fresh":
             hyps = self.fresh_dropout_hypotheses(ids)
         else:
-            hyps = [h["hyp_dropout" if remedy == "dropout" else "hyp"][i] for i in ids]
+            hyps = [h["hyp_dropout" if remedy == "dropout" and not self.external else "hyp"][i] for i in ids]
         with_text = self.model_cfg.text_cond or self.decoder_only
         kinds = [hyps] + ([[h["text"][i] for i in ids]] if with_text else [])
         x, (hyp, *text), mask = random_crops([self.mel(i) for i in ids], kinds, self.data_cfg.crop, gen)
@@ -294,7 +301,10 @@ class TTS(Task):
 
     # -- hypotheses from the acoustic run -----------------------------------------------------------
     def hypotheses(self) -> dict[str, Any]:
-        """The acoustic run's hypotheses.pt (refiner objectives, and `fm` with acoustic.freeze)."""
+        """The acoustic run's hypotheses.pt (refiner objectives, and `fm` with acoustic.freeze), or with
+        `hypotheses.dir` the external model's mels in the same form (`external_hypotheses`)."""
+        if self._hyps is None and self.external:
+            self._hyps = self.external_hypotheses()
         if self._hyps is None:
             ck = self.acoustic_dir()
             if ck is None:
@@ -309,6 +319,18 @@ class TTS(Task):
                                 f"{h['corpus']}; hint: leave data.path empty for refiner runs")
             self._hyps = h
         return self._hyps
+
+    def external_hypotheses(self) -> dict[str, Any]:
+        """`hypotheses.dir`'s mels as a hypotheses dict (ebtk.tts.hypotheses' keys): every utterance of the
+        corpus' split checked and DTW-aligned to its reference (ebtk.tts.external), with no text encoding;
+        the mel normalisation is the training references' (`mel_stats`)."""
+        from ebtk.tts.external import external_hypotheses
+
+        splits = self.splits()
+        ids = [i for v in splits.values() for i in v]
+        got = external_hypotheses(resolve_in(self.run_dir, self.hyp_cfg.dir), {i: self.mel(i) for i in ids})
+        return {"corpus": str(self.corpus_path()), "splits": splits, "hyp": got["hyp"], "text": {},
+                "n_aligned": got["n_aligned"], "length_ratio": got["length_ratio"]}
 
     def oof_hypotheses(self) -> dict[str, torch.Tensor]:
         """acoustic.hyp_remedy=oof: {training id: the hypothesis of an `acoustic.oof_runs` run that did not
@@ -393,6 +415,8 @@ class TTS(Task):
         refiners); a fresh `fm` run with acoustic.checkpoint also starts from that run's every weight but
         the decoder's (normalisation included)."""
         model.set_mel_stats(*self.mel_stats())
+        if self.external:
+            self.hypotheses()  # every file checked (and aligned) before the first step
         if self.objective_name != "fm" or not self.ac_cfg.checkpoint:
             return
         from ebtk.train.checkpoint import load_checkpoint

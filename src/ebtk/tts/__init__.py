@@ -7,6 +7,9 @@ Inference: ``ebtk.tts.load(path).synthesize("Hello.")`` with `path` a bundle fro
 run dir gives a float32 waveform at 22 050 Hz (see ebtk.tts.bundle); ``ebtk.tts.load()`` loads the model
 shipped with ebtk. ``.synthesize_batch(texts)`` speaks many texts as one batch and ``.stream(text)`` yields
 audio chunks as they are vocoded.
+
+Another model's mels: ``ebtk.tts.load_refiner(path).refine(mel)`` refines a log-mel (80, T) in ebtk's
+convention with a refiner trained on that model's mels (ebtk.tts.refine_mels, `ebtk refine`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ebtk.tts.bundle import Synthesizer
+    from ebtk.tts.refine_mels import MelRefiner
 
 
 def load(path: str | Path | None = None, device: Any = "cpu") -> Synthesizer:
@@ -26,4 +30,11 @@ def load(path: str | Path | None = None, device: Any = "cpu") -> Synthesizer:
     return _load(path, device)
 
 
-__all__ = ["load"]
+def load_refiner(path: str | Path, device: Any = "cpu") -> MelRefiner:
+    """A refiner for given log-mels from a bundle file or a refiner run dir; ebtk.tts.refine_mels.load_refiner."""
+    from ebtk.tts.refine_mels import load_refiner as _load
+
+    return _load(path, device)
+
+
+__all__ = ["load", "load_refiner"]

@@ -3,7 +3,9 @@
 `export(run_dir, path)` (``ebtk export RUN_DIR FILE``) writes a dict that `torch.load(weights_only=True)`
 reads back (only tensors, dicts, lists, strings and numbers):
 
-* ``format`` = "ebtk-tts-bundle", ``version`` (`VERSION`), ``kind``: "acoustic" | "fm" | "refiner";
+* ``format`` = "ebtk-tts-bundle", ``version`` (`VERSION`), ``kind``: "acoustic" | "fm" | "refiner" |
+  "refiner-only" (a refiner trained on another model's mels, `hypotheses.dir`: ``frontend`` and ``acoustic``
+  are None; it refines given mels, `ebtk refine` / `ebtk.tts.load_refiner`, and cannot speak text);
 * ``frontend``: the text front-end's state (symbol table, language);
 * ``mel``: the normalisation constants (``mean``, ``std``) and the mel settings the vocoder expects;
 * ``acoustic``: the text → mel model: ``class`` ("acoustic" | "fm"), ``config`` (AcousticConfig fields),
@@ -51,6 +53,7 @@ from ebtk.tts.segment import Piece, split_text
 
 FORMAT = "ebtk-tts-bundle"
 VERSION = 1
+REFINER_ONLY = "refiner-only"
 SHIPPED_MODEL = "data/tts_model.pt"  # inside the ebtk package: the default model of `ebtk synthesize`
 PIECE_CHUNK_FRAMES = 512
 """Vocoder chunk of file synthesis: a sentence is one chunk (no context overhead), a longer piece a few."""
@@ -140,6 +143,8 @@ def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -
         ac = acoustic_section(run_dir, checkpoint)
         steps = ac["fm"]["n_steps"] if name == "fm" else 0
         kind = name
+    elif (config.get("hypotheses") or {}).get("dir"):
+        return refiner_only_bundle(config, state, source)
     else:
         ac_dir = acoustic_run(run_dir, config)
         if ac_dir is None:
@@ -149,10 +154,7 @@ def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -
                             "run dirs exist (`ebtk export RUN_DIR FILE`), then synthesize from the file")
         check_acoustic_run(ac_dir)
         ac = acoustic_section(ac_dir)
-        m = from_dict(TTSModel, config.get("model", {}), "model")
-        model_state = {k: v.cpu() for k, v in state["model"].items()}
-        refiner = {"kind": m.kind, "channels": m.channels, "mults": list(m.mults), "text_cond": m.text_cond,
-                   "state": model_state, "mel": _mel_stats(model_state, "body.")}
+        refiner = refiner_section(config, state)
         source.update(acoustic_run=str(ac_dir.resolve()), acoustic_steps=ac["steps"])
         steps, kind = refine.steps, "refiner"
     frontend = ac.pop("frontend")
@@ -165,6 +167,27 @@ def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -
                    "length_scale": float(refine.length_scale)},
         "source": source,
     }
+
+
+def refiner_section(config: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """A bundle's ``refiner`` section from a refiner run's config and checkpoint state."""
+    m = from_dict(TTSModel, config.get("model", {}), "model")
+    model_state = {k: v.cpu() for k, v in state["model"].items()}
+    return {"kind": m.kind, "channels": m.channels, "mults": list(m.mults), "text_cond": m.text_cond,
+            "state": model_state, "mel": _mel_stats(model_state, "body.")}
+
+
+def refiner_only_bundle(config: dict[str, Any], state: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """The "refiner-only" bundle of a refiner run on external mels (`hypotheses.dir`): no acoustic model and
+    no front-end; the mel settings its inputs must follow and the refinement defaults."""
+    refine = from_dict(TTSRefine, config.get("refine", {}), "refine")
+    refiner = refiner_section(config, state)
+    source.update(hypotheses_dir=str(config["hypotheses"]["dir"]))
+    return {"format": FORMAT, "version": VERSION, "kind": REFINER_ONLY, "frontend": None,
+            "mel": {**refiner["mel"], "settings": mel_settings()}, "acoustic": None, "refiner": refiner,
+            "refine": {"steps": int(refine.steps), "step_size": refine.effective_step_size(config["objective"]),
+                       "length_scale": float(refine.length_scale)},
+            "source": source}
 
 
 def write_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
@@ -207,6 +230,10 @@ class Synthesizer:
     def __init__(self, bundle: dict[str, Any], device: str | torch.device = "cpu"):
         from ebtk.tts.text import TextFrontend
 
+        if bundle.get("kind") == REFINER_ONLY:
+            raise EbtkError("this model is a refiner-only bundle (trained on another model's mels): it refines "
+                            "mels and cannot speak text; hint: `ebtk refine MODEL IN OUT` or "
+                            "ebtk.tts.load_refiner(path).refine(mel)")
         self.bundle = bundle
         self.device = torch.device(device)
         self.kind: str = bundle["kind"]
@@ -440,6 +467,6 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
     return Synthesizer(read_bundle(p), device)
 
 
-__all__ = ["FORMAT", "SHIPPED_MODEL", "VERSION", "Synthesizer", "acoustic_section", "build_acoustic",
-           "build_refiner", "bundle_from_run", "export", "load", "read_bundle", "shipped_model_path",
-           "write_bundle"]
+__all__ = ["FORMAT", "REFINER_ONLY", "SHIPPED_MODEL", "VERSION", "Synthesizer", "acoustic_section", "build_acoustic",
+           "build_refiner", "bundle_from_run", "export", "load", "read_bundle", "refiner_only_bundle",
+           "refiner_section", "shipped_model_path", "write_bundle"]

@@ -1,4 +1,4 @@
-"""`ebtk corpus make|check` and `ebtk evaluate-audio`; attached to the main parser by :func:`add_cli`.
+"""`ebtk corpus make|check`, `ebtk evaluate-audio` and `ebtk refine`; attached to the main parser by :func:`add_cli`.
 
 Import-light on purpose: the main CLI imports this module to build its parser, so the speech stack (torch
 audio, librosa, pyworld, onnxruntime) is only imported when one of these commands runs.
@@ -65,8 +65,16 @@ def _evaluate_audio(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refine(args: argparse.Namespace) -> int:
+    from ebtk.tts.refine_mels import refine_files
+
+    refine_files(args.model, args.input, args.out, steps=args.steps, step_size=args.step_size, wav=args.wav,
+                 device=args.device)
+    return 0
+
+
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Register `corpus` (make, check) and `evaluate-audio` on the main `ebtk` subparsers."""
+    """Register `corpus` (make, check), `evaluate-audio` and `refine` on the main `ebtk` subparsers."""
     c = subparsers.add_parser("corpus", help="build or check an LJSpeech-layout speech corpus")
     csub = c.add_subparsers(dest="corpus_command", required=True)
     m = csub.add_parser("make", help="synthesize N varied sentences (flite or espeak-ng) into DIR, LJSpeech layout")
@@ -97,3 +105,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (faster)")
     e.set_defaults(func=_evaluate_audio)
 
+    r = subparsers.add_parser("refine", help="refine another model's log-mels (.npy, 80 × T, ebtk's convention) with a "
+                                             "trained refiner; --wav also vocodes them")
+    r.add_argument("model", metavar="MODEL", help="a refiner bundle from `ebtk export` or a refiner run dir")
+    r.add_argument("input", metavar="IN", help="one .npy log-mel (80, T) or a folder of them")
+    r.add_argument("out", metavar="OUT", help="folder for the refined <name>.npy (and <name>.wav with --wav)")
+    r.add_argument("--steps", type=int, help="refinement steps (default: the model's)")
+    r.add_argument("--step-size", type=float, help="step size η (default: the η the refiner was trained for)")
+    r.add_argument("--wav", action="store_true", help="also write 22 050 Hz wavs (HiFi-GAN, LJSpeech weights)")
+    r.add_argument("--device", default="cpu")
+    r.set_defaults(func=_refine)

@@ -193,10 +193,25 @@ class TTSEval:
             raise EbtkError("eval.step_sizes must be > 0 and eval.fm_steps ≥ 1")
 
 
-SECTIONS: dict[str, type] = {"data": TTSData, "model": TTSModel, "acoustic": TTSAcoustic, "refine": TTSRefine,
-                             "eval": TTSEval}
+@dataclass
+class TTSHypotheses:
+    """dir: a folder of `<utterance id>.npy` log-mels (80, T) made by *another* TTS model (ebtk.tts.external),
+    one for every utterance of the corpus `data.path`. A refiner objective with `dir` set trains on them
+    instead of an ebtk acoustic run's hypotheses (no `acoustic.checkpoint`); lengths that differ from the
+    reference are aligned by DTW. Such a refiner conditions on the hypothesis only (`model.text_cond` is
+    set false) and uses the files as they are (`acoustic.hyp_remedy` dropout becomes none; noise stays
+    available): see `external_defaults`."""
 
-PATH_KEYS = (("data", "path"), ("acoustic", "checkpoint"))
+    dir: str = ""
+
+    def validate(self) -> None:
+        pass
+
+
+SECTIONS: dict[str, type] = {"data": TTSData, "model": TTSModel, "acoustic": TTSAcoustic, "refine": TTSRefine,
+                             "eval": TTSEval, "hypotheses": TTSHypotheses}
+
+PATH_KEYS = (("data", "path"), ("acoustic", "checkpoint"), ("hypotheses", "dir"))
 """Config keys holding paths: stored absolute, so the run dir does not depend on the caller's cwd."""
 
 
@@ -211,4 +226,29 @@ def resolve_paths(config: dict[str, Any]) -> dict[str, Any]:
     ac = config.get("acoustic")
     if isinstance(ac, dict) and isinstance(ac.get("oof_runs"), list):
         ac["oof_runs"] = [store_path(p) if isinstance(p, str) and p else p for p in ac["oof_runs"]]
+    return external_defaults(config)
+
+
+def external_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """With `hypotheses.dir` (an external first stage): `model.text_cond` false (an external model has no
+    ebtk text encoding) and `acoustic.hyp_remedy` dropout → none (there is no ebtk model whose dropout
+    could be turned on); the remedies that need an acoustic run (dropout-fresh, oof), an
+    `acoustic.checkpoint` or an empty `data.path` are EbtkErrors. In place, and returned."""
+    hyp_dir = (config.get("hypotheses") or {}).get("dir")
+    if not hyp_dir:
+        return config
+    if (config.get("objective") or {}).get("name") in MODEL_OBJECTIVES:
+        raise EbtkError("hypotheses.dir is for refiner objectives (delta, ssm, ...), not acoustic / fm")
+    ac = config.setdefault("acoustic", {})
+    if ac.get("checkpoint"):
+        raise EbtkError("hypotheses.dir (an external model's mels) and acoustic.checkpoint (an ebtk acoustic run) "
+                        "are two sources of hypotheses: give one")
+    if not (config.get("data") or {}).get("path"):
+        raise EbtkError("hypotheses.dir needs data.path: the LJSpeech-layout corpus with the reference recordings")
+    if ac.get("hyp_remedy") in ("dropout-fresh", "oof"):
+        raise EbtkError(f"acoustic.hyp_remedy={ac['hyp_remedy']} needs an ebtk acoustic run; with hypotheses.dir "
+                        "use none or noise")
+    if ac.get("hyp_remedy", "dropout") == "dropout":
+        ac["hyp_remedy"] = "none"
+    config.setdefault("model", {})["text_cond"] = False
     return config
