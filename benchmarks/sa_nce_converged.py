@@ -397,24 +397,56 @@ def per_step_seconds(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]
 
 
 def compute_plan(rows: list[dict[str, Any]], budgets: dict[str, dict[str, Any]], methods: list[str],
-                 seeds: int = len(base.TEST_SEEDS)) -> tuple[list[str], list[str]]:
-    """(markdown lines of the estimate, the cuts applied). Cost of a method at budget B: 9 runs of B/4 + 3
-    continued by 3B/4 + `seeds` runs of B = (9.5 with 5 seeds)·B steps, at its pilot's wall seconds per step
-    (evaluations included; a K without a pilot run: SA-NCE's pilot K)."""
+                 seeds: int = len(base.TEST_SEEDS), datasets: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(markdown lines of the estimate, the cuts applied) for `datasets` (default: those in `budgets`).
+
+    Cost of a method at budget B: 9 runs of B/4 + 3 continued by 3B/4 + `seeds` runs of B = (9.5 with 5
+    seeds)·B steps, at its pilot run's seconds per step (process CPU, evaluations included). Where a number
+    is not measured yet it is borrowed, and marked: a method's own pilot on another dataset of the same task,
+    else SA-NCE's pilot K (the K-sweep's other K); a dataset without a finished pilot gets the pilot length
+    as B. The same-wall-clock rows: 4 sampler-free methods × seeds at SA-NCE's cost of B steps."""
     sps = per_step_seconds(rows)
     unit = 9 / 4 + 3 * 3 / 4 + seeds
+    dsets = list(datasets) or list(budgets)
     est: dict[tuple[str, str], float] = {}
-    for ds, b in budgets.items():
-        steps = b["budget"] or b["pilot_steps"]
-        sa = next((v for (d, m), v in sps.items() if d == ds and m.startswith("sa-nce")), None)
+    borrowed: set[tuple[str, str]] = set()
+    bud: dict[str, tuple[int, bool]] = {}
+    for ds in dsets:
+        task = base.DATASETS[ds][0]
+        b = budgets.get(ds)
+        bud[ds] = ((b["budget"] or b["pilot_steps"]), False) if b else (PILOT_STEPS[task], True)
+        same_task = [d for d in DATASETS if base.DATASETS[d][0] == task]
+
+        def lookup(m: str, ds: str = ds, same_task: list[str] = same_task) -> tuple[float | None, bool]:
+            for d in [ds, *same_task]:
+                if (d, m) in sps:
+                    return sps[(d, m)], d != ds
+                if m.startswith("sa-nce"):
+                    sa = next((v for (dd, mm), v in sps.items() if dd == d and mm.startswith("sa-nce")), None)
+                    if sa is not None:
+                        return sa, True
+            return None, False
+
+        steps = bud[ds][0]
         for m in methods:
-            s = sps.get((ds, m), sa if m.startswith("sa-nce") else None)
-            if s is not None:
-                est[(ds, m)] = unit * steps * s / 3600
-    lines = ["| dataset | budget B | method | s/step (pilot, evals incl.) | est. hours |", "|---|---|---|---|---|"]
-    for (ds, m), h in est.items():
-        b = budgets[ds]["budget"] or budgets[ds]["pilot_steps"]
-        lines.append(f"| {ds} | {b} | {_label(m)} | {_g(h * 3600 / unit / b, 3)} | {h:.2f} |")
+            sec, lent = lookup(m)
+            if sec is not None:
+                est[(ds, m)] = unit * steps * sec / 3600
+                if lent or bud[ds][1]:
+                    borrowed.add((ds, m))
+        sa, lent = lookup(base.kname(1))
+        if sa is not None:
+            est[(ds, "wall rows")] = 4 * seeds * steps * sa / 3600
+            if lent or bud[ds][1]:
+                borrowed.add((ds, "wall rows"))
+    cols = [d for d in dsets if any(k[0] == d for k in est)]
+    lines = ["| method | " + " | ".join(f"{d} (B {'≤ ' if bud[d][1] else ''}{bud[d][0]})" for d in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for m in [*methods, "wall rows"]:
+        cells = [f"{est[(d, m)]:.2f}{'†' if (d, m) in borrowed else ''}" if (d, m) in est else "–" for d in cols]
+        lines.append(f"| {_label(m)} | " + " | ".join(cells) + " |")
+    lines.append("| **total** | " + " | ".join(f"{sum(h for k, h in est.items() if k[0] == d):.1f}" for d in cols)
+                 + " |")
     total = sum(est.values())
     cuts: list[str] = []
     left = dict(est)
@@ -426,9 +458,10 @@ def compute_plan(rows: list[dict[str, Any]], budgets: dict[str, dict[str, Any]],
             cuts.append(c)
             for k in drop:
                 left.pop(k)
-    lines += ["", f"Full plan for the datasets with a finished pilot: **{total:.1f} CPU hours** on one core "
-              f"({len(est)} method × dataset cells, {unit:g}·B steps each). Available: ~{HOURS_AVAILABLE:g} h "
-              "(three sessions of ~2.5 h on one core)."]
+    lines += ["", "CPU hours of one core. † borrowed: not measured on this dataset yet (see the docstring of "
+              "`compute_plan`: another dataset's pilot of the same task, SA-NCE's pilot K, or B ≤ the pilot length).",
+              "", f"Full plan: **{total:.1f} CPU hours** ({unit:g}·B steps per method and dataset, plus the wall "
+              f"rows). Available: ~{HOURS_AVAILABLE:g} h (three sessions of ~2.5 h on one core)."]
     if cuts:
         lines.append(f"Cut, in the stated order ({', '.join(CUT_ORDER)}), until it fits: **{', '.join(cuts)}** "
                      f"→ {sum(left.values()):.1f} h. Seeds, the 3 × 3 grid and the evaluation size are never cut.")
@@ -512,7 +545,7 @@ def pilot_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], metho
     out += ["## Compute plan", "",
             "Measured from the pilot runs (one CPU thread, `nice`, on a 2-core machine shared with other jobs: "
             "timings are noisy and pessimistic).", ""]
-    lines, _ = compute_plan(rows, budgets, methods)
+    lines, _ = compute_plan(rows, budgets, methods, datasets=DATASETS)
     out += lines + [""]
     return "\n".join(out)
 

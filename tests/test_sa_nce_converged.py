@@ -96,15 +96,21 @@ def test_budget_is_the_best_pilot_methods_plateau_and_the_plan_cuts_in_order(con
     # cost: (9 runs of B/4 + 3 continued by 3B/4 + 5 seeds of B) = 9.5·B steps at the pilot's CPU s/step
     lines, cuts = conv.compute_plan(rows, {"8gaussians": b}, ["pcd", "nce", "sa-nce-K100"])
     expect = {"pcd": 9.5 * 8000 * 0.03 / 3600, "nce": 9.5 * 8000 * 0.01 / 3600}
-    expect["sa-nce-K100"] = expect["pcd"]  # a K without a pilot run: SA-NCE's pilot K, else nothing (pcd ≠ sa)
-    got = {ln.split(" | ")[2]: float(ln.split(" | ")[-1].rstrip(" |")) for ln in lines if ln.startswith("| 8g")}
+    cells = {ln.split(" | ")[0].lstrip("| "): ln.split(" | ")[1].rstrip(" |") for ln in lines
+             if ln.count("|") == 3 and not ln.startswith("|-")}
     for m in ("pcd", "nce"):
-        assert got[m] == pytest.approx(expect[m], abs=0.005)  # hours printed to 2 decimals
-    assert "sa-nce K=100" not in got and cuts == []
-    # over the available hours: the stated cut order applies, first K=100 (absent here), then ...
+        assert float(cells[m]) == pytest.approx(expect[m], abs=0.005)  # hours printed to 2 decimals
+    assert cells["sa-nce K=100"] == "–" and cells["wall rows"] == "–" and cuts == []  # no SA-NCE pilot: no cost
+    # a K without its own pilot run borrows SA-NCE's pilot K (marked †); a dataset without a pilot borrows the
+    # same task's numbers at B = the pilot length; over the available hours the stated cut order applies
     big = [_pilot("8gaussians", "sa-nce-K100", 2.95, 30_000.0), *rows]
-    _, cuts = conv.compute_plan(big, {"8gaussians": b}, ["pcd", "nce", "sa-nce-K100", "sa-nce-K2"])
-    assert cuts[:2] == ["sa-nce-K100", "sa-nce-K2"]
+    lines, cuts = conv.compute_plan(big, {"8gaussians": b}, ["pcd", "nce", "sa-nce-K100", "sa-nce-K2"],
+                                    datasets=["8gaussians", "checkerboard"])
+    row = next(ln for ln in lines if ln.startswith("| sa-nce K=2 |"))
+    assert row == f"| sa-nce K=2 | {9.5 * 8000 * 3 / 3600:.2f}† | {9.5 * 10_000 * 3 / 3600:.2f}† |"
+    wall = next(ln for ln in lines if ln.startswith("| wall rows |"))
+    assert wall.split(" | ")[1] == f"{4 * 5 * 8000 * 3 / 3600:.2f}†"
+    assert cuts == ["sa-nce-K100", "sa-nce-K2", "checkerboard"]
 
 
 def test_mean_band_is_the_t_interval_at_each_grid_point(conv):
