@@ -54,6 +54,9 @@ PLATEAU_RELATIVE = {"toy2d": False, "digits": True}
 BUDGET_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # candidate budgets, as fractions of the pilot
 QUALITY_GAP = 0.1  # toy2d: time to val NLL ≤ floor + 0.1 nats
 QUALITY_FACTOR = 2.0  # digits: time to val FD ≤ 2 × floor FD
+# CPU seconds a test run's evaluation costs beyond a tuning run's (toy2d: 2000 Langevin samples for the MMD
+# instead of the tuning runs' 200; measured 1.51 vs 0.20 s per evaluation on one thread), × (N_EVALS + 1)
+TEST_EVAL_EXTRA_S = {"toy2d": 1.3, "digits": 0.0}
 HOURS_AVAILABLE = 7.5  # three sessions of ~2.5 h on one core
 # what is dropped first when the plan does not fit (never seeds, grid size or evaluation size)
 CUT_ORDER = ["sa-nce-K100", "sa-nce-K2", "checkerboard", "sa-nce-K20"]
@@ -401,7 +404,8 @@ def compute_plan(rows: list[dict[str, Any]], budgets: dict[str, dict[str, Any]],
     """(markdown lines of the estimate, the cuts applied) for `datasets` (default: those in `budgets`).
 
     Cost of a method at budget B: 9 runs of B/4 + 3 continued by 3B/4 + `seeds` runs of B = (9.5 with 5
-    seeds)·B steps, at its pilot run's seconds per step (process CPU, evaluations included). Where a number
+    seeds)·B steps, at its pilot run's seconds per step (process CPU, evaluations included), plus the test
+    runs' larger evaluations (`TEST_EVAL_EXTRA_S`). Where a number
     is not measured yet it is borrowed, and marked: a method's own pilot on another dataset of the same task,
     else SA-NCE's pilot K (the K-sweep's other K); a dataset without a finished pilot gets the pilot length
     as B. The same-wall-clock rows: 4 sampler-free methods × seeds at SA-NCE's cost of B steps."""
@@ -431,7 +435,7 @@ def compute_plan(rows: list[dict[str, Any]], budgets: dict[str, dict[str, Any]],
         for m in methods:
             sec, lent = lookup(m)
             if sec is not None:
-                est[(ds, m)] = unit * steps * sec / 3600
+                est[(ds, m)] = (unit * steps * sec + seeds * (N_EVALS + 1) * TEST_EVAL_EXTRA_S[task]) / 3600
                 if lent or bud[ds][1]:
                     borrowed.add((ds, m))
         sa, lent = lookup(base.kname(1))
@@ -550,6 +554,17 @@ def pilot_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], metho
     return "\n".join(out)
 
 
+def _best_k_by_val(drows: list[dict[str, Any]], ds: str) -> str | None:
+    """The SA-NCE K whose chosen config (stage 2) has the lowest val metric: selection on val only."""
+    best: tuple[float, str] | None = None
+    for k in base.K_VALUES:
+        vals = [v for r in drows if r["method"] == base.kname(k) and r["stage"] == "tune2"
+                and (v := num(r["value"])) is not None]
+        if vals and (best is None or min(vals) < best[0]):
+            best = (min(vals), base.kname(k))
+    return best[1] if best else None
+
+
 def _t(values: Sequence[float]) -> Any:
     from ebtk.metrics.stats import t_interval
 
@@ -596,13 +611,18 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
         "",
     ]
     status_lines = []
+    cuts = compute_plan(pilot_rows, budgets, methods, n_seeds)[1] if budgets else []
     for ds in DATASETS:
         if ds not in budgets:
-            status_lines.append(f"- {ds}: pilot pending")
+            n_p = sum(r["dataset"] == ds and r["status"] != "todo" for r in pilot_rows)
+            status_lines.append(f"- {ds}: **pilot pending** ({n_p} runs finished); tuning and test not started")
+            continue
+        if ds in cuts:
+            status_lines.append(f"- {ds}: cut by the compute plan (`pilot.md`)")
             continue
         drows = [r for r in rows if r["dataset"] == ds]
         parts = []
-        for m in methods:
+        for m in [m for m in methods if m not in cuts]:
             mr = [r for r in drows if r["method"] == m]
             n1 = sum(r["stage"] == "tune1" and r["status"] != "todo" for r in mr)
             n2 = sum(r["stage"] == "tune2" and r["status"] != "todo" for r in mr)
@@ -610,9 +630,15 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
             if (n1, n2, nt) != (levels**2, 3, n_seeds):
                 parts.append(f"{_label(m)} {n1}/{levels**2}·{n2}/3·{nt}/{n_seeds}")
         b = budgets[ds]["budget"] or budgets[ds]["pilot_steps"]
-        status_lines.append(f"- {ds} (B = {b}): " + ("complete" if not parts else
-                                                      "pending: " + ", ".join(parts) + " (stage 1 · stage 2 · test)"))
+        how = "plateaued" if budgets[ds]["budget"] else "provisional: not plateaued within the pilot"
+        status_lines.append(f"- {ds} (pilot complete; B = {b}, {how}): " + (
+            "complete" if not parts else "**pending**: " + ", ".join(parts) + " (runs finished: stage 1 · stage 2 "
+            "· test)"))
+    if cuts:
+        status_lines.append(f"- cut by the compute plan: {', '.join(cuts)}")
     out += status_lines + [""]
+    summary_at = len(out)
+    summary: list[str] = []
     for ds in DATASETS:
         drows = [r for r in rows if r["dataset"] == ds]
         if not drows:
@@ -625,7 +651,7 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
         means = {m: sum(v.values()) / len(v) for m, v in tv.items() if len(v) >= 2}
         best = min(means, key=means.get) if means else None
         out += [f"| method | chosen (lr, param) | val at B | div. | n | test {metric} | 95 % CI | Δ vs best "
-                f"({_label(best) if best else '–'}) | 95 % CI | Δ vs pcd | 95 % CI | train s |",
+                f"({_label(best) if best else '–'}) | 95 % CI | Δ vs pcd | 95 % CI | train CPU s |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m in present:
             mr = [r for r in drows if r["method"] == m]
@@ -640,13 +666,24 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
                     cells += [_g(d.mean) + ("*" if d.excludes_zero() else ""), _ci(d)]
                 else:
                     cells += ["0" if m == ref else "–", "–"]
-            secs = [s for r in mr if r["stage"] == "test" and (s := num(r.get("train_seconds"))) is not None]
+            secs = [c[-1][0] for r in mr if r["stage"] == "test" and r["status"] == "ok"
+                    and (c := curve_of(curves, r["run_dir"], "time"))]
             chosen = f"{ch['lr']}, {ch['param_value']}" if ch else "–"
             out.append(f"| {_label(m)} | {chosen} | "
                        f"{_g(num(ch['value'])) if ch else '–'} | {div} | {iv.n}/{n_seeds} | {_g(iv.mean)} | "
                        f"{_ci(iv)} | "
                        + " | ".join(cells) + f" | {_g(statistics.median(secs), 3) if secs else '–'} |")
         out.append("")
+        if best:
+            iv = _t(tv[best].values())
+            line = f"- **{ds}**: best {_label(best)}, test {metric} {_g(iv.mean)} {_ci(iv)} (n = {iv.n})"
+            kbest = _best_k_by_val(drows, ds)
+            if kbest and kbest in tv:
+                ds_ = [f"{_label(kbest)} − {ref}: {_g(d.mean)}{'*' if d.excludes_zero() else ''} {_ci(d)}"
+                       for ref in ("pcd", "nce", "fce") if ref in tv and len(set(tv[kbest]) & set(tv[ref])) >= 2
+                       and (d := base.paired(tv[kbest], tv[ref]))]
+                line += f"; SA-NCE's best K by val: {_label(kbest)}" + (f" ({'; '.join(ds_)})" if ds_ else "")
+            summary.append(line + ".")
         # time to quality
         tt = {m: ttq_by_seed(drows, curves, ds, m) for m in present}
         tt = {m: v for m, v in tt.items() if v}
@@ -656,6 +693,9 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
 
             reached = {m: [x for x in v.values() if x is not None] for m, v in tt.items()}
             order = sorted(tt, key=lambda m: (-len(reached[m]), sum(reached[m]) / max(len(reached[m]), 1)))
+            summary.append("  - time-to-quality ranking: " + ", ".join(
+                f"{_label(m)} ({len(reached[m])}/{len(tt[m])}"
+                + (f", {_g(sum(reached[m]) / len(reached[m]), 3)} s" if reached[m] else "") + ")" for m in order))
             for i, m in enumerate(order, 1):
                 got = [x for x in tt[m].values() if x is not None]
                 iv = _t(got)
@@ -691,6 +731,9 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
             crank = {m: i for i, m in enumerate(sorted(means, key=means.get), 1)}
             out += [f"Against today's short-budget answer (`tuned.md`, {'/'.join(map(str, sb))} steps):", "",
                     "| method | short: mean (n) | rank | converged: mean | rank |", "|---|---|---|---|---|"]
+            sbest = min(smeans, key=lambda m: smeans[m][0]) if smeans else None
+            summary.append(f"  - short budget ({'/'.join(map(str, sb))} steps) best: "
+                           f"{_label(sbest) if sbest else '–'}; converged best: {_label(best) if best else '–'}")
             for m in present:
                 s = smeans.get(m)
                 out.append(f"| {_label(m)} | {f'{_g(s[0])} ({s[1]})' if s else '–'} | {srank.get(m, '–')} | "
@@ -716,6 +759,8 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
                         f"Learning curves: val {metric}, mean over the test seeds with a 95 % t band; against steps "
                         "and against training seconds (each seed's curve linearly interpolated onto a common grid "
                         "up to the shortest seed's end).", ""]
+    if summary:
+        out[summary_at:summary_at] = ["## Summary", "", *summary, ""]
     return "\n".join(out)
 
 
