@@ -467,14 +467,21 @@ def compute_plan(rows: list[dict[str, Any]], budgets: dict[str, dict[str, Any]],
               "", f"Full plan: **{total:.1f} CPU hours** ({unit:g}·B steps per method and dataset, plus the wall "
               f"rows). Available: ~{HOURS_AVAILABLE:g} h (three sessions of ~2.5 h on one core)."]
     if cuts:
+        rest = sum(left.values())
         lines.append(f"Cut, in the stated order ({', '.join(CUT_ORDER)}), until it fits: **{', '.join(cuts)}** "
-                     f"→ {sum(left.values()):.1f} h. Seeds, the 3 × 3 grid and the evaluation size are never cut.")
+                     f"→ {rest:.1f} h. Seeds, the 3 × 3 grid and the evaluation size are never cut.")
+        if rest > HOURS_AVAILABLE:
+            lines.append(f"Still over by {rest - HOURS_AVAILABLE:.1f} h after every stated cut: the plan takes "
+                         f"~{math.ceil(rest / 2.5)} sessions of 2.5 h. It runs in priority order (every method of a "
+                         "dataset, then the next dataset, the same-wall-clock rows last), so what is done first "
+                         "is complete by itself.")
     else:
         lines.append("It fits: nothing is cut.")
     return lines, cuts
 
 
-def pilot_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], methods: list[str]) -> str:
+def pilot_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], methods: list[str],
+                 plot_dir: Path | None = None) -> str:
     budgets = budgets_from_pilot(rows, curves)
     out = [
         "# SA-NCE at convergence: the pilot (budgets by the plateau rule)",
@@ -551,6 +558,11 @@ def pilot_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], metho
             "timings are noisy and pessimistic).", ""]
     lines, _ = compute_plan(rows, budgets, methods, datasets=DATASETS)
     out += lines + [""]
+    if plot_dir is not None and (png := plot_pilot(curves, rows, plot_dir)) is not None:
+        out += ["## Pilot curves", "", f"![pilot curves]({png.name})", "",
+                "Val metric of each method's default config against training steps (one run each, tuning seed); "
+                "dotted: the floor; dashed: the time-to-quality threshold; grey verticals: the candidate budgets.",
+                ""]
     return "\n".join(out)
 
 
@@ -764,6 +776,49 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
     return "\n".join(out)
 
 
+def plot_pilot(curves: list[dict[str, Any]], rows: list[dict[str, Any]], plot_dir: Path) -> Path | None:
+    """results/sa_nce/pilot_curves.png: every pilot curve (val metric vs steps), one panel per dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ebtk.io import atomic_path
+
+    dsets = [d for d in DATASETS if any(r["dataset"] == d and r["stage"] == "pilot" for r in rows)]
+    if not dsets:
+        return None
+    fig, axes = plt.subplots(1, len(dsets), figsize=(4.5 * len(dsets), 4), squeeze=False)
+    for ax, ds in zip(axes[0], dsets):
+        prow = sorted((r for r in rows if r["dataset"] == ds and r["stage"] == "pilot"), key=lambda r: r["method"])
+        task, _, metric, _ = base.DATASETS[ds]
+        floors = []
+        for r in prow:
+            pts = curve_of(curves, r["run_dir"])
+            if pts:
+                ax.plot([x for x, _ in pts], [v for _, v in pts], lw=1, label=_label(r["method"]))
+            if (f := run_floor(curves, r["run_dir"])) is not None:
+                floors.append(f)
+        if floors:
+            f = statistics.median(floors)
+            ax.axhline(f, color="k", ls=":", lw=1)
+            ax.axhline(quality_threshold(task, f), color="k", ls="--", lw=0.8)
+            ax.set_ylim(f * 0.9 if metric == "fd" else f - 0.05, (f + 1.0) if metric == "nll" else 30 * f)
+        steps = int(prow[0]["steps"])
+        for c in BUDGET_FRACTIONS:
+            ax.axvline(c * steps, color="0.85", lw=0.6, zorder=0)
+        ax.set_yscale("log" if metric == "fd" else "linear")
+        ax.set_title(f"{ds}: val {metric}")
+        ax.set_xlabel("training steps")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = plot_dir / "pilot_curves.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path
+
+
 def mean_band(xs: list[list[float]], ys: list[list[float]], grid: list[float]) -> tuple[list[float], ...]:
     """Each (x, y) curve interpolated onto `grid`; the mean and 95 % t band per grid point."""
     import numpy as np
@@ -836,7 +891,7 @@ def write_reports(res: Path, methods: list[str], n_seeds: int, short_csv: Path, 
     from ebtk.io import atomic_write_text
 
     prow, pcur = read_csv(res / "pilot_runs.csv"), read_csv(res / "pilot_curves.csv")
-    atomic_write_text(res / "pilot.md", pilot_report(prow, pcur, methods))
+    atomic_write_text(res / "pilot.md", pilot_report(prow, pcur, methods, res))
     crow, ccur = read_csv(res / "converged_runs.csv"), read_csv(res / "converged_curves.csv")
     atomic_write_text(res / "converged.md", converged_report(crow, ccur, prow, pcur, read_csv(short_csv), methods,
                                                              n_seeds, res, levels))
