@@ -897,6 +897,11 @@ def write_reports(res: Path, methods: list[str], n_seeds: int, short_csv: Path, 
                                                              n_seeds, res, levels))
 
 
+def _fail(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(REPO / "runs" / "sa_nce_converged"), help="run dirs")
@@ -905,6 +910,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", default=",".join(all_methods()), help="methods of the main study")
     ap.add_argument("--stage", default="all", choices=["pilot", "main", "all"])
     ap.add_argument("--budget", action="append", default=[], help="DATASET=STEPS: overrides the pilot's budget")
+    ap.add_argument("--pilot-steps", action="append", default=[],
+                    help="TASK=STEPS (toy2d, digits): a longer pilot; its runs resume from their checkpoints, and "
+                    "so do the tuning/test runs when the budget grows (same run dirs, training continued)")
     ap.add_argument("--seeds", type=int, default=len(base.TEST_SEEDS))
     ap.add_argument("--stop-at", default=None, help="UTC HH:MM after which no new run starts")
     ap.add_argument("--report-only", action="store_true", help="rewrite the reports from the CSVs, run nothing")
@@ -920,13 +928,18 @@ def main(argv: list[str] | None = None) -> None:
     if a.quick:  # every stage once, small: a 2 × 2 grid (stage 2 keeps 3 of its 4), 2 seeds, a tiny evaluation
         datasets, methods, seeds, extra = ["8gaussians"], [base.kname(1), "pcd", "nce"], 2, list(QUICK_EVAL)
         pilot_steps, levels = {"toy2d": 40, "digits": 40}, 2
+    for item in a.pilot_steps:
+        task, _, steps = item.partition("=")
+        if task not in pilot_steps or not steps.isdigit():
+            _fail(f"--pilot-steps wants toy2d=N or digits=N, got {item!r}")
+        pilot_steps[task] = int(steps)
     if a.report_only:
         write_reports(res, methods, seeds, short_csv, levels)
         print(res / "converged.md")
         return
     for d in datasets:
         if d not in base.DATASETS:
-            raise SystemExit(f"error: unknown dataset {d!r}; use {', '.join(DATASETS)}")
+            _fail(f"unknown dataset {d!r}; use {', '.join(DATASETS)}")
     deadline = None
     if a.stop_at:
         import datetime as dt
@@ -957,6 +970,8 @@ def main(argv: list[str] | None = None) -> None:
         chosen = {ds: b["budget"] or b["pilot_steps"] for ds, b in budgets.items()}
         for item in a.budget:
             ds, _, steps = item.partition("=")
+            if ds not in base.DATASETS or not steps.isdigit():
+                _fail(f"--budget wants DATASET=STEPS, got {item!r}")
             chosen[ds] = int(steps)
         _, cuts = compute_plan(read_csv(res / "pilot_runs.csv"), {d: budgets[d] for d in budgets if d in datasets},
                                methods, seeds)

@@ -163,3 +163,14 @@ def test_quick_runs_the_whole_pipeline_and_the_reports_regenerate_from_the_csvs(
     assert (again / "converged.md").read_text() == md
     assert (again / "pilot.md").read_text() == (res / "pilot.md").read_text()
     assert (again / "curves_8gaussians.png").exists()
+
+
+@pytest.mark.parametrize("args", [["--pilot-steps", "toy2d=many"], ["--datasets", "nope"],
+                                  ["--stage", "main", "--budget", "8gaussians=x"]])
+def test_bad_arguments_are_one_error_line_and_exit_2(conv, tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as e:
+        conv.main([*args, "--root", str(tmp_path / "runs"), "--results", str(tmp_path / "res")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert not (tmp_path / "runs").exists()
