@@ -500,7 +500,9 @@ def pilot_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], metho
         "",
         f"**Time to quality** (val): the first evaluation's training seconds with val NLL ≤ floor + {QUALITY_GAP} "
         f"nats (toy2d; floor: the data's own NLL on the val sample) or val FD ≤ {QUALITY_FACTOR:g} × the floor FD "
-        "(digits; floor: real training digits against the val digits); resolution: one evaluation interval.",
+        "(digits; floor: real training digits against the val digits); resolution: one evaluation interval. "
+        "Seconds: process CPU seconds of training (one thread; evaluations excluded), the time an idle core takes; "
+        "*run CPU s / run wall s*: the whole run, evaluations included (the compute plan's unit).",
         "",
     ]
     for ds in DATASETS:
@@ -520,8 +522,8 @@ def pilot_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], metho
         if floors:
             out += [f"Floor (val): {_g(statistics.median(floors))}.", ""]
         out += [f"| method | lr, param | val {metric} at 10 % | 50 % | end | min | gain (last fifth) | "
-                "plateau step | time to quality (s) | train s | wall s |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+                "plateau step | time to quality (CPU s) | train s (wall) | run CPU s | run wall s |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in prow:
             pts = curve_of(curves, r["run_dir"])
             tpts = curve_of(curves, r["run_dir"], "time")
@@ -541,7 +543,7 @@ def pilot_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], metho
                 f"{_g(gain) if gain is not None else '–'} | "
                 f"{pb if pb is not None else ('not plateaued' if r['status'] == 'ok' else '–')} | "
                 f"{_g(ttq, 3) if ttq is not None else 'not reached'} | {_g(num(r.get('train_seconds')), 3)} | "
-                f"{_g(num(r.get('wall_seconds')), 3)} |")
+                f"{_g(num(r.get('cpu_seconds')), 3)} | {_g(num(r.get('wall_seconds')), 3)} |")
         out.append("")
         if b:
             if b["budget"] is not None:
