@@ -690,7 +690,11 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
         out.append("")
         if best:
             iv = _t(tv[best].values())
-            line = f"- **{ds}**: best {_label(best)}, test {metric} {_g(iv.mean)} {_ci(iv)} (n = {iv.n})"
+            planned = [m for m in methods if m not in cuts]
+            part = "" if set(planned) <= set(means) else (
+                f" (PARTIAL: of the {len(means)}/{len(planned)} methods with test seeds so far)")
+            line = (f"- **{ds}**{part}: best {_label(best)}, test {metric} {_g(iv.mean)} {_ci(iv)} "
+                    f"(n = {iv.n})")
             kbest = _best_k_by_val(drows, ds)
             if kbest and kbest in tv:
                 ds_ = [f"{_label(kbest)} − {ref}: {_g(d.mean)}{'*' if d.excludes_zero() else ''} {_ci(d)}"
