@@ -873,7 +873,8 @@ def plot_curves(curves: list[dict[str, Any]], drows: list[dict[str, Any]], ds: s
             f = statistics.median(fl)
             ax.axhline(f, color="k", ls=":", lw=1, label="floor")
             ax.axhline(quality_threshold(base.DATASETS[ds][0], f), color="k", ls="--", lw=0.8, label="quality")
-            ax.set_ylim(f - 0.05 * abs(f), None)
+            # the untrained model's value (~15 nats) would flatten everything that matters
+            ax.set_ylim(f - 0.05 * abs(f), f + 1.0 if metric == "nll" else 30 * f)
         ax.set_xlabel(xl)
         ax.set_ylabel(f"val {metric}")
         ax.set_yscale("log" if metric == "fd" else "linear")
