@@ -34,7 +34,10 @@ class TrainConfig:
     grad_clip: float = 10.0  # 0 disables clipping
     log_every: int = 25
     ckpt_every: int = 250
-    eval_every: int = 0  # 0: evaluate only at the end
+    eval_every: int = 0  # 0: evaluate only at the end; else also every eval_every steps, rows in eval_curve.jsonl
+    # split of those periodic evaluations (a learning curve on val while the final metrics.json scores test);
+    # "": the task's eval.split
+    eval_split: str = ""
     seed: int = 0
     device: str = "cpu"
     amp: bool = False  # bf16 autocast on CUDA where the objective allows it
@@ -46,8 +49,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         _positive(self, "steps", "batch_size", "lr", "log_every", "ckpt_every")
-        if self.time_budget < 0 or self.keep_every < 0:
-            raise EbtkError("train.time_budget and train.keep_every must be ≥ 0")
+        if self.time_budget < 0 or self.keep_every < 0 or self.eval_every < 0:
+            raise EbtkError("train.time_budget, train.keep_every and train.eval_every must be ≥ 0")
+        if self.eval_split not in ("", "val", "test"):
+            raise EbtkError(f"train.eval_split must be val, test or empty, got {self.eval_split!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise EbtkError(f"train.device must be cpu or cuda, got {self.device!r}")
 

@@ -12,7 +12,8 @@ import yaml
 
 from ebtk.errors import EbtkError
 
-_IGNORED = {"train.seed", "train.device", "train.threads", "train.log_every", "train.ckpt_every", "train.eval_every"}
+_IGNORED = {"train.seed", "train.device", "train.threads", "train.log_every", "train.ckpt_every", "train.eval_every",
+            "train.eval_split"}
 _NON_METRICS = {"task", "objective", "steps", "data", "seed", "train_seconds"}
 
 

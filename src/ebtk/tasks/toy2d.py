@@ -3,6 +3,8 @@
 Datasets (all inside about [−4, 4]², each with an exact `log_prob`):
 
 * `8gaussians`: 8 isotropic Gaussians (std 0.5/√2) on a circle of radius 2√2 (FFJORD's layout).
+* `25gaussians`: 25 narrow Gaussians (std 0.1) on a 5×5 grid of spacing 1.5: mostly empty space between
+  sharp modes, where a fixed noise distribution (NCE) is unlike the data.
 * `rings`: 4 concentric rings, radii 0.75, 1.5, 2.25, 3; uniform angle and a folded-normal radius
   (std 0.15) around each: p(x) = p(r) / (2πr), the 1/(2πr) being the polar Jacobian.
 * `checkerboard`: uniform on the 8 dark squares (side 2) of a 4×4 board over [−4, 4]²; log p = −log 32
@@ -77,6 +79,32 @@ class EightGaussians(Toy2dDataset):
         d2 = torch.cdist(x, self.centers.to(x.device)).square()  # (N, 8)
         log_n = -d2 / (2 * self.std**2) - LOG_2PI - 2 * math.log(self.std)
         return torch.logsumexp(log_n, 1) - math.log(8)
+
+
+class GridGaussians(Toy2dDataset):
+    """25 narrow isotropic Gaussians (std 0.1) on a 5×5 grid of spacing 1.5 over [−3, 3]², equal weights.
+
+    The hard case for fixed-noise objectives (NCE's fitted Gaussian puts almost all its mass in the empty
+    gaps between the modes); its true NLL is log 25 + log(2πσ²) + 1 − (tiny overlap) ≈ 1.615 nats.
+    std 0.1 keeps Langevin stable at the shared η = 0.01 (η·curvature = η/σ² = 1 < 2)."""
+
+    name = "25gaussians"
+    std = 0.1
+    spacing = 1.5
+
+    def __init__(self) -> None:
+        g = (torch.arange(5, dtype=torch.float64) - 2) * self.spacing
+        self.centers = torch.cartesian_prod(g, g)  # (25, 2)
+
+    def sample(self, gen: torch.Generator, n: int) -> torch.Tensor:
+        k = _randint(gen, len(self.centers), n)
+        return (self.centers[k] + self.std * torch.randn(n, 2, generator=gen, dtype=torch.float64)).float()
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        d2 = torch.cdist(x, self.centers.to(x.device)).square()  # (N, 25)
+        log_n = -d2 / (2 * self.std**2) - LOG_2PI - 2 * math.log(self.std)
+        return torch.logsumexp(log_n, 1) - math.log(len(self.centers))
 
 
 class Rings(Toy2dDataset):
@@ -234,7 +262,9 @@ class Pinwheel(CurveMixture):
         return (self._arm(k, u) + self.std * eps).float()
 
 
-DATASETS: dict[str, type[Toy2dDataset]] = {c.name: c for c in (EightGaussians, Rings, Moons, Checkerboard, Pinwheel)}
+DATASETS: dict[str, type[Toy2dDataset]] = {
+    c.name: c for c in (EightGaussians, Rings, Moons, Checkerboard, Pinwheel, GridGaussians)
+}
 
 
 def make_dataset(name: str) -> Toy2dDataset:

@@ -154,6 +154,9 @@ class Trainer:
         self.step = 0
         self._seconds_before = 0.0  # training seconds of earlier attempts (from the checkpoint)
         self._t_fit: float | None = None  # perf_counter at the start of this attempt's training loop
+        # the same clock in process CPU seconds: on a shared machine, the time an idle core would take
+        self._cpu_before, self._cpu_fit = 0.0, 0.0
+        self._curve: list[dict[str, Any]] = []  # eval_curve.jsonl's rows (train.eval_every)
         self.step_module: nn.Module = _Step(self._compiled_model() if self.tc.compile else self.model,
                                             self.objective)
         if self.dist.world > 1:
@@ -193,6 +196,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "config": self.config,
             "train_seconds": self.train_seconds(),
+            "train_cpu_seconds": self.train_cpu_seconds(),
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -215,6 +219,7 @@ class Trainer:
             raise EbtkError(f"checkpoint {path} does not fit this model/config: {one_line(e)}") from None
         self.step = int(state["step"])
         self._seconds_before = float(state.get("train_seconds", 0.0))  # 0 for checkpoints made before the field
+        self._cpu_before = float(state.get("train_cpu_seconds", 0.0))
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
@@ -258,8 +263,18 @@ class Trainer:
         since = time.perf_counter() - self._t_fit if self._t_fit is not None else 0.0
         return self._seconds_before + since
 
+    def train_cpu_seconds(self) -> float:
+        """`train_seconds` in process CPU seconds (with train.threads=1: an idle core's wall-clock, robust to
+        other jobs time-slicing a shared CPU; with more threads, their sum)."""
+        since = time.process_time() - self._cpu_fit if self._t_fit is not None else 0.0
+        return self._cpu_before + since
+
+    def _start_clock(self) -> None:
+        self._t_fit, self._cpu_fit = time.perf_counter(), time.process_time()
+
     def _stop_clock(self) -> float:
         """Fold this attempt's training time into the total and stop counting; returns the total."""
+        self._cpu_before = self.train_cpu_seconds()
         self._seconds_before, self._t_fit = self.train_seconds(), None
         return self._seconds_before
 
@@ -306,7 +321,12 @@ class Trainer:
             )
         last_good = self.step
         pending: list[dict[str, torch.Tensor]] = []
-        self._t_fit = time.perf_counter()
+        if self.tc.eval_every and self.dist.main:
+            # rows past the checkpoint are redone (a resume); the untrained model is the curve's first point
+            self._curve = [r for r in read_curve(self.run_dir) if r["step"] <= self.step]
+            if not self._curve:
+                self._curve_point(writer)
+        self._start_clock()
         start_step = self.step
         try:
             while self.step < self.tc.steps and not self.out_of_time():
@@ -331,8 +351,9 @@ class Trainer:
                 if ckpt_now:
                     self.save()
                     last_good = self.step
-                if self.tc.eval_every and self.step % self.tc.eval_every == 0 and not last:
-                    self._evaluate(writer, final=False)
+                if self.tc.eval_every and self.step % self.tc.eval_every == 0:
+                    if not last or self._curve_split() != self._final_split():
+                        self._curve_point(writer)
                 if bar is not None:
                     bar.update(1)
                 if last:
@@ -351,6 +372,8 @@ class Trainer:
                 metrics.update(_timing(self.run_dir / "metrics.json", self.step))
             if self.step < self.tc.steps and self.out_of_time():
                 metrics["stopped_by"] = "time_budget"
+            if self.tc.eval_every and self._curve_split() == self._final_split() and self.step > start_step:
+                self._add_curve_row(metrics, self._curve_split())
             write_metrics(self.run_dir, metrics)
         if writer is not None:
             writer.close()
@@ -388,6 +411,43 @@ class Trainer:
                 f"training diverged by step {self.step}: {what}; the last good checkpoint (step {last_good}) "
                 "is kept; hint: lower train.lr or sampler.step_size, or raise the energy regulariser"
             )
+
+    # -- the learning curve (train.eval_every) -----------------------------------------------------
+    def _final_split(self) -> str:
+        return str(getattr(self.task.cfg.get("eval"), "split", ""))
+
+    def _curve_split(self) -> str:
+        return self.tc.eval_split or self._final_split()
+
+    def _curve_point(self, writer: Any) -> None:
+        """Evaluate on `train.eval_split` with the training clock stopped, and add the row to the curve."""
+        if not self.dist.main:
+            return
+        running = self._t_fit is not None
+        self._stop_clock()
+        split = self._curve_split()
+        ev = self.task.cfg.get("eval")
+        old = getattr(ev, "split", None)
+        if split and old is None:
+            raise EbtkError(f"train.eval_split={split} needs a task with eval.split; {self.config['task']} has none")
+        try:
+            if split:
+                ev.split = split
+            metrics = self._evaluate(writer, final=False)
+        finally:
+            if split:
+                ev.split = old
+        self._add_curve_row(metrics, split)
+        if running:
+            self._start_clock()
+
+    def _add_curve_row(self, metrics: dict[str, Any], split: str) -> None:
+        row = {"step": self.step, "train_seconds": round(self.train_seconds(), 3),
+               "train_cpu_seconds": round(self.train_cpu_seconds(), 3), "split": split}
+        row.update({k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+                    and k not in ("steps", "seed", "train_seconds", "steps_per_second")})
+        self._curve = [r for r in self._curve if r["step"] != self.step] + [row]
+        atomic_write_text(self.run_dir / CURVE, "".join(json.dumps(r) + "\n" for r in self._curve))
 
     def _evaluate(self, writer: Any, final: bool) -> dict[str, Any]:
         if not self.dist.main:
@@ -442,6 +502,23 @@ def _timing(path: Path, step: int) -> dict[str, Any]:
     return {k: old[k] for k in ("train_seconds", "steps_per_second") if k in old}
 
 
+CURVE = "eval_curve.jsonl"
+
+
+def read_curve(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The learning curve `train.eval_every` writes: one dict per evaluation, by step: step, train_seconds
+    (training clock at that point, evaluations excluded), train_cpu_seconds (the same in process CPU
+    seconds), split, and the task's numeric metrics (a NaN one left out). [] when the run has none."""
+    path = Path(run_dir) / CURVE
+    if not path.exists():
+        return []
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except ValueError as e:
+        raise EbtkError(f"{path} is corrupt: {e}") from None
+    return sorted(rows, key=lambda r: r["step"])
+
+
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
@@ -457,7 +534,7 @@ def run_kind(run_dir: str | Path) -> tuple[Any, Any] | None:
 
 
 RESUME_FREE = ("train.steps", "train.time_budget", "train.log_every", "train.ckpt_every", "train.keep_every",
-               "train.eval_every", "train.threads", "train.device", "train.compile")
+               "train.eval_every", "train.eval_split", "train.threads", "train.device", "train.compile")
 """Keys a resumed run may change: the length of the run (steps, time budget), logging/checkpoint/snapshot
 cadence, where it runs and whether it is compiled. A task adds its evaluation-only sections
 (`Task.resume_free`). Everything else must equal the checkpoint's."""
@@ -491,7 +568,7 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], free: tuple[str, ..
     return sorted(k for k in set(a) | set(b) if not is_free(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
 
 
-RUN_FILES = (CHECKPOINT, "config.yaml", "metrics.json", "tb")
+RUN_FILES = (CHECKPOINT, "config.yaml", "metrics.json", "tb", CURVE)
 
 
 def check_run_dir(run_dir: Path, config: dict[str, Any], restart: bool = False) -> None:
