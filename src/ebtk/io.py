@@ -33,7 +33,8 @@ def default_mode() -> int:
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temp path beside `path` for a writer that wants a file name (soundfile, onnx, np.save);
     on success it gets the default mode, is fsynced and renamed over `path`; on failure it is removed.
-    `suffix` lets writers that pick a format by extension see the right one (e.g. ".tmp.wav")."""
+    `suffix` lets writers that pick a format by extension see the right one (e.g. ".tmp.wav").
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -66,7 +67,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu") -> Any:
     """`torch.load(weights_only=True)` (a file cannot run code); an unreadable or truncated file is one
-    EbtkError line, "corrupt or unreadable <what> <path>: <first line of the reason>"."""
+    EbtkError line, "corrupt or unreadable <what> <path>: <first line of the reason>".
+    """
     import torch
 
     from ebtk.errors import EbtkError
@@ -88,5 +90,6 @@ def resolve_in(run_dir: str | os.PathLike | None, p: str | os.PathLike) -> Path:
 
 def store_path(p: str | os.PathLike) -> str:
     """The form a path is stored in a run dir's config: absolute (resolved against the caller's cwd
-    once, at the command line), so the run dir works from any working directory."""
+    once, at the command line), so the run dir works from any working directory.
+    """
     return str(Path(os.path.expanduser(str(p))).resolve())

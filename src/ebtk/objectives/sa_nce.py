@@ -33,6 +33,17 @@ from ebtk.registry import register
 
 @dataclass
 class SANCEConfig:
+    """Options of `sa-nce`.
+
+    Attributes:
+        interval: K, refresh the snapshot θ̄ ← θ every K optimiser steps; None (``"never"`` in configs) is
+            K = ∞; K = 1 is maximum likelihood.
+        c: ``learned`` (a parameter reset to 0 at each refresh) or ``estimated`` (the importance estimate
+            log mean_y exp(−E_θ(y) + E_θ̄(y)) over the noise samples).
+        nu: ν, noise samples per data sample (≥ 1).
+        alpha: weight of the energy-magnitude regulariser α·(mean E⁺² + mean E⁻²), as in cd.
+        hyp_noise: refiner batches: std of the noise added to the hypothesis where chains start.
+    """
     interval: int | None = 100  # K: refresh the snapshot every K steps; None/"never" = K = ∞; 1 ≈ ML
     c: str = "learned"  # learned (parameter reset to 0 at refresh) | estimated (importance estimate)
     nu: int = 1  # noise samples per data sample
@@ -40,6 +51,11 @@ class SANCEConfig:
     hyp_noise: float = 0.1  # refiner batches: std of the noise added to the hypothesis where chains start
 
     def validate(self) -> None:
+        """Check the options (`ebtk.objective` and config parsing call this).
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         if self.interval is not None and self.interval < 1:
             raise EbtkError(f"objective.interval must be ≥ 1, or 'never' for K = ∞, got {self.interval}")
         if self.c not in ("learned", "estimated"):
@@ -68,6 +84,11 @@ class SANCE(Objective):
 
     # -- snapshot ---------------------------------------------------------------------------------
     def setup(self, model: nn.Module) -> None:
+        """Take the first snapshot θ̄ = θ (a frozen copy, checkpointed with the objective, never optimised).
+
+        Raises:
+            EbtkError: `model` is a score network.
+        """
         self.check_model(model)
         snap = copy.deepcopy(unwrap(model))
         for p in snap.parameters():
@@ -87,11 +108,27 @@ class SANCE(Objective):
         self.refreshes += 1
 
     def on_step(self, model: nn.Module, step: int) -> None:
+        """Refresh the snapshot when `step` is a multiple of K (`interval`)."""
         if self.cfg.interval is not None and step % self.cfg.interval == 0:
             self.refresh(model)
 
     # -- loss -------------------------------------------------------------------------------------
     def forward(self, model: nn.Module, batch: Batch, negatives: torch.Tensor | None = None) -> LossOutput:
+        """The SA-NCE loss of one batch: NCE with logit G(u) = −E_θ(u) + E_θ̄(u) − c − log ν, u ~ p_θ̄.
+
+        Takes the first snapshot on the first call if `setup` was not called.
+
+        Args:
+            model: an energy model.
+            batch: x (B, *shape) data.
+            negatives: (ν·B, *shape) noise samples to use instead of drawing them from the snapshot's chains.
+
+        Returns:
+            `LossOutput`; metrics include c and the classification accuracy; negatives are the noise samples.
+
+        Raises:
+            EbtkError: `model` is a score network.
+        """
         """`negatives` (ν·B, *shape) overrides the Langevin chains (tests inject exact snapshot samples)."""
         self.check_model(model)
         if self.snapshot is None:  # library use: the first call takes the first snapshot

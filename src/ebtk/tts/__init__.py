@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 def load(path: str | Path | None = None, device: Any = "cpu") -> Synthesizer:
     """A synthesizer from a bundle file (``ebtk export``) or a tts run dir, or (no path) the shipped model;
-    ebtk.tts.bundle.load."""
+    ebtk.tts.bundle.load.
+    """
     from ebtk.tts.bundle import load as _load
 
     return _load(path, device)

@@ -59,7 +59,8 @@ def _acoustic_config(config: dict[str, Any]) -> AcousticConfig:
 
 def acoustic_section(run_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
     """The text → mel model of an acoustic or fm run dir (its latest checkpoint, or `checkpoint`), with its
-    front-end, as a bundle's ``acoustic`` section (plus ``frontend``, popped by `bundle_from_run`)."""
+    front-end, as a bundle's ``acoustic`` section (plus ``frontend``, popped by `bundle_from_run`).
+    """
     from ebtk.tts.text import TextFrontend
 
     config, state = read_run(run_dir, checkpoint)
@@ -119,7 +120,8 @@ def _mel_stats(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, fl
 def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
     """The bundle dict of a tts run dir (acoustic, fm or refiner; a refiner's acoustic run is read through
     its `acoustic.checkpoint`, absolute or relative to the refiner's run dir). `checkpoint`: one of the
-    run's snapshots (`train.keep_every`) instead of its latest checkpoint, for a learning curve."""
+    run's snapshots (`train.keep_every`) instead of its latest checkpoint, for a learning curve.
+    """
     import ebtk
 
     run_dir = Path(run_dir)
@@ -241,7 +243,8 @@ class Synthesizer:
 
     def encode_lines(self, texts: Sequence[str]) -> tuple[list[list[int] | None], dict[int, str]]:
         """Symbol ids of each text (one phonemizer call when all are good) and {index: why} for those that
-        cannot be spoken (empty, or no known symbols), whose ids are None."""
+        cannot be spoken (empty, or no known symbols), whose ids are None.
+        """
         ids: list[list[int] | None] = [None] * len(texts)
         errors = {i: "empty line" for i, t in enumerate(texts) if not t.strip()}
         todo = [i for i in range(len(texts)) if i not in errors]
@@ -284,7 +287,8 @@ class Synthesizer:
     def mels(self, phonemes: torch.Tensor, steps: int | None = None, step_size: float | None = None,
              length_scale: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(hypothesis, final mel), each (B, 80, T), of phoneme ids (B, N). For fm both are the FM output;
-        for an acoustic bundle both are the hypothesis."""
+        for an acoustic bundle both are the hypothesis.
+        """
         hyp, mel, _ = self._mels(phonemes, None, *self.settings(steps, step_size, length_scale), seed)
         return hyp, mel
 
@@ -292,7 +296,8 @@ class Synthesizer:
                    length_scale: float | None = None, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """[(hypothesis, final mel), each (80, F_b)] of symbol id lists, through the acoustic model and the
         refiner as one right-padded batch (the refiner's mask keeps padded frames fixed); each equals what
-        `mels` gives for that text alone up to float rounding (fm: up to its noise, drawn for the batch)."""
+        `mels` gives for that text alone up to float rounding (fm: up to its noise, drawn for the batch).
+        """
         if not ids:
             return []
         k, eta, ls = self.settings(steps, step_size, length_scale)
@@ -322,7 +327,8 @@ class Synthesizer:
         """The waveforms of `texts` (as `synthesize` gives them, up to float rounding), computed as one batch.
 
         An empty text or one without known symbols is an EbtkError naming its index. With `hypothesis`
-        each item is (refined, hypothesis) waveforms."""
+        each item is (refined, hypothesis) waveforms.
+        """
         ids, errors = self.encode_lines(list(texts))
         if errors:
             i, why = next(iter(errors.items()))
@@ -343,7 +349,8 @@ class Synthesizer:
         vocoder then runs over overlapping mel chunks (`Vocoder.stream`: the first `first_chunk_frames`
         frames, then chunks doubling up to `chunk_frames`, each with `context_frames` of context on each
         side, default `CONTEXT_FRAMES` = 16, above HiFi-GAN's reach of 13). The joined chunks equal
-        `synthesize(text)` up to float rounding."""
+        `synthesize(text)` up to float rounding.
+        """
         from ebtk.tts.vocoder import CONTEXT_FRAMES
 
         _, mel = self.mels(self.phonemes(text), steps, step_size, length_scale)
@@ -369,7 +376,8 @@ def shipped_model_path() -> Path | None:
 
 def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Synthesizer:
     """A `Synthesizer` from a bundle file or a tts run dir (read into the same bundle dict); without a path,
-    the shipped model (`shipped_model_path`), and an EbtkError saying what to give when there is none."""
+    the shipped model (`shipped_model_path`), and an EbtkError saying what to give when there is none.
+    """
     if path is None:
         path = shipped_model_path()
         if path is None:
