@@ -2,4 +2,8 @@
 
 
 class EbtkError(Exception):
-    """A user-facing error (bad input, bad config, diverged training). Message is one line, with a hint."""
+    """A user-facing error: bad input, a bad config, diverged training.
+
+    The message is one line, with a hint where one helps. The CLI prints it as ``error: <message>`` and
+    exits with code 2; library callers catch it like any exception.
+    """

@@ -31,9 +31,17 @@ def default_mode() -> int:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temp path beside `path` for a writer that wants a file name (soundfile, onnx, np.save);
-    on success it gets the default mode, is fsynced and renamed over `path`; on failure it is removed.
-    `suffix` lets writers that pick a format by extension see the right one (e.g. ".tmp.wav").
+    """Yield a temp path beside `path` for a writer that wants a file name (soundfile, onnx, np.save).
+
+    On success the file gets the default mode, is fsynced and renamed over `path`; on failure it is removed
+    and `path` is untouched. Missing parent directories are created.
+
+    Args:
+        path: the target file.
+        suffix: the temp file's suffix, for writers that pick a format by extension (e.g. ".tmp.wav").
+
+    Yields:
+        The temp file's path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,23 +59,41 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
-    """Call `write(f)` on a binary file object, then atomically put the result at `path`."""
+    """Call `write(f)` on a binary file object, then atomically put the result at `path`.
+
+    Args:
+        path: the target file (parents created).
+        write: writes the content into the open binary file it is given.
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         write(f)
         f.flush()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `atomic_write`)."""
     atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` as UTF-8 to `path` atomically (see `atomic_write`)."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu") -> Any:
-    """`torch.load(weights_only=True)` (a file cannot run code); an unreadable or truncated file is one
-    EbtkError line, "corrupt or unreadable <what> <path>: <first line of the reason>".
+    """Load a torch file with ``weights_only=True``, so that a file cannot run code.
+
+    Args:
+        path: the file.
+        what: what the file is, for the error message (e.g. "checkpoint").
+        map_location: passed to ``torch.load``.
+
+    Returns:
+        The loaded object (tensors, dicts, lists, strings, numbers).
+
+    Raises:
+        EbtkError: an unreadable, truncated or unsafe file, as one line
+            "corrupt or unreadable <what> <path>: <first line of the reason>".
     """
     import torch
 
@@ -89,7 +115,9 @@ def resolve_in(run_dir: str | os.PathLike | None, p: str | os.PathLike) -> Path:
 
 
 def store_path(p: str | os.PathLike) -> str:
-    """The form a path is stored in a run dir's config: absolute (resolved against the caller's cwd
-    once, at the command line), so the run dir works from any working directory.
+    """The form a path is stored in a run dir's config: absolute, ``~`` expanded.
+
+    Resolved against the caller's working directory once, at the command line, so the run dir works from
+    any working directory.
     """
     return str(Path(os.path.expanduser(str(p))).resolve())

@@ -58,8 +58,9 @@ def _acoustic_config(config: dict[str, Any]) -> AcousticConfig:
 
 
 def acoustic_section(run_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
-    """The text → mel model of an acoustic or fm run dir (its latest checkpoint, or `checkpoint`), with its
-    front-end, as a bundle's ``acoustic`` section (plus ``frontend``, popped by `bundle_from_run`).
+    """A bundle's ``acoustic`` section from an acoustic or fm run dir (plus ``frontend``, popped by `bundle_from_run`).
+
+    The text → mel model of its latest checkpoint (or `checkpoint`), with its front-end.
     """
     from ebtk.tts.text import TextFrontend
 
@@ -118,9 +119,21 @@ def _mel_stats(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, fl
 
 
 def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
-    """The bundle dict of a tts run dir (acoustic, fm or refiner; a refiner's acoustic run is read through
-    its `acoustic.checkpoint`, absolute or relative to the refiner's run dir). `checkpoint`: one of the
-    run's snapshots (`train.keep_every`) instead of its latest checkpoint, for a learning curve.
+    """The bundle dict of a tts run dir: acoustic, fm or refiner.
+
+    A refiner's acoustic run is read through its `acoustic.checkpoint`, absolute or relative to the refiner's
+    run dir.
+
+    Args:
+        run_dir: the tts run dir.
+        checkpoint: one of the run's snapshots (`train.keep_every`) instead of its latest checkpoint, for a
+            learning curve.
+
+    Returns:
+        The bundle dict (see the module docstring for its keys).
+
+    Raises:
+        EbtkError: not a tts run dir, or a missing / corrupt checkpoint.
     """
     import ebtk
 
@@ -163,7 +176,7 @@ def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -
 
 
 def write_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
-    """Write `bundle` atomically (ebtk.io) to `path`."""
+    """Write `bundle` atomically (ebtk.io) to `path`; returns the path."""
     path = Path(path)
     if path.is_dir():
         raise EbtkError(f"{path} is a directory; give a file name for the bundle, e.g. {path / 'model.pt'}")
@@ -172,12 +185,28 @@ def write_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
 
 
 def export(run_dir: str | Path, path: str | Path) -> Path:
-    """`ebtk export RUN_DIR FILE`: the run's inference bundle, one `weights_only`-loadable file."""
+    """Write a tts run's inference bundle (``ebtk export RUN_DIR FILE``): one `weights_only`-loadable file.
+
+    Args:
+        run_dir: an acoustic, fm or refiner run dir.
+        path: the bundle file to write (atomically).
+
+    Returns:
+        The path written.
+
+    Raises:
+        EbtkError: not a tts run dir, or a missing / corrupt checkpoint.
+    """
     return write_bundle(bundle_from_run(run_dir), path)
 
 
 def read_bundle(path: str | Path) -> dict[str, Any]:
-    """A bundle file's dict; anything else is an EbtkError that says what to give instead."""
+    """Read a bundle file (``weights_only``) into its dict.
+
+    Raises:
+        EbtkError: a missing, corrupt or non-ebtk file, or a bundle of an unknown version; the message says
+            what to give instead.
+    """
     path = Path(path)
     if not path.is_file():
         raise EbtkError(f"model not found: {path} (give a bundle file from `ebtk export` or a tts run dir)")
@@ -193,10 +222,15 @@ def read_bundle(path: str | Path) -> dict[str, Any]:
 
 # -- synthesis ----------------------------------------------------------------------------------------
 class Synthesizer:
-    """text → phonemes → hypothesis mel → (refined mel) → HiFi-GAN → 22 050 Hz waveform, from a bundle.
+    """Speaks text with a bundle: text → phonemes → hypothesis mel → (refined mel) → HiFi-GAN → 22 050 Hz audio.
 
-    `steps` / `step_size` / `length_scale` default to the bundle's refinement defaults; for fm bundles
-    `steps` is the number of Euler steps. Synthesis is deterministic (FM's noise comes from `seed`).
+    Get one from `ebtk.tts.load`. `steps` / `step_size` / `length_scale` default to the bundle's refinement
+    defaults; for fm bundles `steps` is the number of Euler steps. Synthesis is deterministic (FM's noise
+    comes from `seed`). The vocoder loads on first use.
+
+    Args:
+        bundle: the bundle dict (`read_bundle`, `bundle_from_run`).
+        device: where the models run.
     """
 
     def __init__(self, bundle: dict[str, Any], device: str | torch.device = "cpu"):
@@ -242,8 +276,11 @@ class Synthesizer:
         return torch.tensor([self.frontend.encode(text)], dtype=torch.long, device=self.device)
 
     def encode_lines(self, texts: Sequence[str]) -> tuple[list[list[int] | None], dict[int, str]]:
-        """Symbol ids of each text (one phonemizer call when all are good) and {index: why} for those that
-        cannot be spoken (empty, or no known symbols), whose ids are None.
+        """Symbol ids of each text (one phonemizer call when all are good), and the texts that cannot be spoken.
+
+        Returns:
+            (ids, errors): ids[i] is the id list of text i, or None when it cannot be spoken; errors maps such an
+            index to why (empty, or no known symbols).
         """
         ids: list[list[int] | None] = [None] * len(texts)
         errors = {i: "empty line" for i, t in enumerate(texts) if not t.strip()}
@@ -286,17 +323,23 @@ class Synthesizer:
 
     def mels(self, phonemes: torch.Tensor, steps: int | None = None, step_size: float | None = None,
              length_scale: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hypothesis, final mel), each (B, 80, T), of phoneme ids (B, N). For fm both are the FM output;
-        for an acoustic bundle both are the hypothesis.
+        """The (hypothesis, final mel), each (B, 80, T), of phoneme ids (B, N).
+
+        For fm both are the FM output; for an acoustic bundle both are the hypothesis.
+
+        Raises:
+            EbtkError: bad steps, step size or length scale.
         """
         hyp, mel, _ = self._mels(phonemes, None, *self.settings(steps, step_size, length_scale), seed)
         return hyp, mel
 
     def mels_batch(self, ids: Sequence[Sequence[int]], steps: int | None = None, step_size: float | None = None,
                    length_scale: float | None = None, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """[(hypothesis, final mel), each (80, F_b)] of symbol id lists, through the acoustic model and the
-        refiner as one right-padded batch (the refiner's mask keeps padded frames fixed); each equals what
-        `mels` gives for that text alone up to float rounding (fm: up to its noise, drawn for the batch).
+        """[(hypothesis, final mel), each (80, F_b)] of symbol id lists, as one right-padded batch.
+
+        Through the acoustic model and the refiner as one batch (the refiner's mask keeps padded frames fixed);
+        each equals what `mels` gives for that text alone up to float rounding (fm: up to its noise, drawn for
+        the batch).
         """
         if not ids:
             return []
@@ -317,17 +360,40 @@ class Synthesizer:
 
     def synthesize(self, text: str, steps: int | None = None, step_size: float | None = None,
                    length_scale: float | None = None) -> np.ndarray:
-        """The waveform of `text`: float32 in [-1, 1] at 22 050 Hz, shape (samples,)."""
+        """Speak `text`.
+
+        Args:
+            text: the text (numbers, abbreviations etc. are normalised by the front-end).
+            steps: refinement steps (fm: Euler steps); None = the bundle's default; 0 = the hypothesis.
+            step_size: η of each refinement step; None = the bundle's default.
+            length_scale: duration multiplier (> 1 speaks slower); None = the bundle's default.
+
+        Returns:
+            The waveform: float32 numpy in [-1, 1] at 22 050 Hz, shape (samples,).
+
+        Raises:
+            EbtkError: empty text or text without known symbols, bad settings, or non-finite audio.
+        """
         _, mel = self.mels(self.phonemes(text), steps, step_size, length_scale)
         return self.to_audio(self.vocoder(mel)[0])
 
     def synthesize_batch(self, texts: Sequence[str], steps: int | None = None, step_size: float | None = None,
                          length_scale: float | None = None,
                          hypothesis: bool = False) -> list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]]:
-        """The waveforms of `texts` (as `synthesize` gives them, up to float rounding), computed as one batch.
+        """Speak many texts as one batch; each waveform equals `synthesize`'s up to float rounding.
 
-        An empty text or one without known symbols is an EbtkError naming its index. With `hypothesis`
-        each item is (refined, hypothesis) waveforms.
+        Args:
+            texts: the texts.
+            steps: as in `synthesize`.
+            step_size: as in `synthesize`.
+            length_scale: as in `synthesize`.
+            hypothesis: also return each text's unrefined hypothesis audio.
+
+        Returns:
+            One float32 waveform (samples,) per text, or (refined, hypothesis) pairs with `hypothesis`.
+
+        Raises:
+            EbtkError: an empty text or one without known symbols (the message names its index), or bad settings.
         """
         ids, errors = self.encode_lines(list(texts))
         if errors:
@@ -343,13 +409,28 @@ class Synthesizer:
     def stream(self, text: str, chunk_frames: int = 128, context_frames: int | None = None,
                first_chunk_frames: int = 8, steps: int | None = None, step_size: float | None = None,
                length_scale: float | None = None) -> Iterator[np.ndarray]:
-        """Audio chunks of `text` (float32, 22 050 Hz), as soon as each is vocoded.
+        """Speak `text` as audio chunks, each yielded as soon as it is vocoded (low time to first audio).
 
         The mel (hypothesis and refinement, cheap) is made for the whole text first, on this call; the
         vocoder then runs over overlapping mel chunks (`Vocoder.stream`: the first `first_chunk_frames`
         frames, then chunks doubling up to `chunk_frames`, each with `context_frames` of context on each
         side, default `CONTEXT_FRAMES` = 16, above HiFi-GAN's reach of 13). The joined chunks equal
         `synthesize(text)` up to float rounding.
+
+        Args:
+            text: the text.
+            chunk_frames: the largest chunk, in mel frames (256 samples each).
+            context_frames: mel frames of context on each side of a chunk; None = 16.
+            first_chunk_frames: the first chunk's frames (small, for a quick start).
+            steps: as in `synthesize`.
+            step_size: as in `synthesize`.
+            length_scale: as in `synthesize`.
+
+        Returns:
+            An iterator of float32 numpy chunks (samples,) at 22 050 Hz.
+
+        Raises:
+            EbtkError: empty text, bad settings, or a non-finite mel.
         """
         from ebtk.tts.vocoder import CONTEXT_FRAMES
 
@@ -375,8 +456,13 @@ def shipped_model_path() -> Path | None:
 
 
 def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Synthesizer:
-    """A `Synthesizer` from a bundle file or a tts run dir (read into the same bundle dict); without a path,
-    the shipped model (`shipped_model_path`), and an EbtkError saying what to give when there is none.
+    """A `Synthesizer` from a bundle file or a tts run dir (read into the same bundle dict).
+
+    Without a path, the shipped model (`shipped_model_path`). `ebtk.tts.load` is the same function.
+
+    Raises:
+        EbtkError: a missing or corrupt file, not a tts run dir, or no path and no shipped model (the message
+            says what to give).
     """
     if path is None:
         path = shipped_model_path()
