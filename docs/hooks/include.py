@@ -4,7 +4,8 @@ A docs page says ``<!-- include: results/sa_nce/tuned.md -->`` on a line of its 
 is replaced by the file's text (path relative to the repository root), so a results page always shows what
 the study script last wrote and cannot drift from it. While including, the hook
 
-* demotes the file's headings by one level (the wrapper page owns the page title);
+* demotes the file's headings so that its top level sits just below the section the include line is in
+  (the wrapper page owns the page title and the section);
 * rewrites the file's relative links: to a page that includes the target, to a copy of an included image
   (served under ``assets/included/``), or, for targets outside the site (raw CSVs, scripts), to the
   repository path as inline code, so ``mkdocs build --strict`` still checks every remaining link.
@@ -97,13 +98,25 @@ def _rewrite_links(text: str, rel: str, page_uri: str, docs: str | None = None) 
     return LINK.sub(sub, text)
 
 
-def _demote(text: str) -> str:
+def _headings(text: str) -> list[int]:
+    """Levels of the ATX headings of `text`, outside code fences."""
+    levels, fenced = [], False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"(#{1,6}) ", line)):
+            levels.append(len(m.group(1)))
+    return levels
+
+
+def _demote(text: str, by: int) -> str:
+    """Headings `by` levels deeper (at most h6)."""
     out, fenced = [], False
     for line in text.splitlines():
         if FENCE.match(line):
             fenced = not fenced
-        elif not fenced and re.match(r"#{1,5} ", line):
-            line = "#" + line
+        elif not fenced and (m := re.match(r"(#{1,6}) ", line)):
+            line = "#" * min(6, len(m.group(1)) + by) + line[len(m.group(1)):]
         out.append(line)
     return "\n".join(out)
 
@@ -113,10 +126,13 @@ def on_page_markdown(markdown, page, config, files):
     root = _root(config)
     docs = Path(config.docs_dir).resolve().relative_to(root).as_posix()
 
+    own = _rewrite_links(markdown, f"{docs}/{page.file.src_uri}", page.file.src_uri, docs)
+
     def sub(m: re.Match) -> str:
         rel = posixpath.normpath(m.group(1))
-        text = _read(root, rel, page.file.src_uri)
-        return _demote(_rewrite_links(text, rel, page.file.src_uri)) + "\n"
+        text = _rewrite_links(_read(root, rel, page.file.src_uri), rel, page.file.src_uri)
+        above = _headings(own[: m.start()])  # the section the include sits in
+        top = min(_headings(text), default=1)
+        return _demote(text, (above[-1] if above else 1) + 1 - top) + "\n"
 
-    own = _rewrite_links(markdown, f"{docs}/{page.file.src_uri}", page.file.src_uri, docs)
     return DIRECTIVE.sub(sub, own)

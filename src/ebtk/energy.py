@@ -178,7 +178,7 @@ def require_energy(model: nn.Module, objective: str) -> None:
 
 
 def energy_and_score(
-    model: nn.Module, x: torch.Tensor, cond=None, create_graph: bool = False
+    model: nn.Module, x: torch.Tensor, cond: Any = None, create_graph: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """E_θ(x) and s_θ(x) = −∇ₓE_θ(x) from one forward and one backward pass.
 
@@ -198,7 +198,7 @@ def energy_and_score(
     return e, -g
 
 
-def score_of(model: nn.Module, x: torch.Tensor, cond=None, create_graph: bool = False) -> torch.Tensor:
+def score_of(model: nn.Module, x: torch.Tensor, cond: Any = None, create_graph: bool = False) -> torch.Tensor:
     """s_θ(x) = ∇ₓ log p_θ(x) for either model kind.
 
     Args:

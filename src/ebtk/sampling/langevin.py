@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -115,7 +116,7 @@ class Sampler:
         """One update from a score network's output; may overwrite x, not score. Default: `step`."""
         return self.step(x, score)
 
-    def sample(self, model: nn.Module, x0: torch.Tensor, cond=None, steps: int | None = None) -> torch.Tensor:
+    def sample(self, model: nn.Module, x0: torch.Tensor, cond: Any = None, steps: int | None = None) -> torch.Tensor:
         """Run `steps` (default self.steps) updates from x0; returns detached samples.
 
         The loop is the hot path of CD/PCD/SA-NCE, so everything per-call is hoisted out of it: the
@@ -196,7 +197,7 @@ def langevin(
     steps: int,
     step_size: float,
     noise_scale: float = 1.0,
-    cond=None,
+    cond: Any = None,
     clip: float = 0.0,
 ) -> torch.Tensor:
     """Draw samples by Langevin dynamics from x0: `Langevin(...).sample(model, x0, cond)` in one call.
