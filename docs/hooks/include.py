@@ -93,7 +93,7 @@ def _rewrite_links(text: str, rel: str, page_uri: str, docs: str | None = None) 
             return f"{bang}[{label}]({posixpath.relpath(f'{ASSETS}/{path}', here)})"
         if path in _included:
             return f"[{label}]({posixpath.relpath(_included[path], here)})"
-        return f"{label} (`{path}`)" if label and label != path else f"`{path}`"
+        return f"{label} (`{path}`)" if label and label.strip("`/") != path else f"`{path}`"
 
     return LINK.sub(sub, text)
 
