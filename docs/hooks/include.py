@@ -31,7 +31,7 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".svg", ".gif")
 ASSETS = "assets/included"
 
-_included: dict[str, str] = {}  # repository path of an included file -> src_uri of the first page including it
+_included: dict[str, str] = {}  # repository path of an included file -> src_uri of the page links go to
 
 
 def _root(config) -> Path:
@@ -60,7 +60,8 @@ def on_files(files, config):
                 if not (path + "/").startswith(docs_rel + "/"):
                     images.add(path)
 
-    for f in files.documentation_pages():
+    # a file included on several pages is linked to its results page, if any, else the first page by name
+    for f in sorted(files.documentation_pages(), key=lambda f: (not f.src_uri.startswith("results/"), f.src_uri)):
         own = (docs / f.src_uri).read_text(encoding="utf-8")
         collect(own, f"{docs_rel}/{f.src_uri}")
         for rel in DIRECTIVE.findall(own):
