@@ -153,3 +153,38 @@ def test_site_builds_strictly_and_includes_the_results_files(tmp_path):
     for name in ("EnergyModel", "ScoreModel", "score_of", "objective", "langevin", "descend", "EbtkError"):
         assert f'id="ebtk.{name}"' in api or f"ebtk.{name}" in api, name
     assert "interval" in (site / "api" / "objectives" / "index.html").read_text(encoding="utf-8")
+
+
+def _hook():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_include_hook", DOCS / "hooks" / "include.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_include_hook_rewrites_links_and_nests_headings():
+    hook = _hook()
+    hook._included.clear()
+    hook._included["results/tts/v2/seeds.md"] = "results/tts-v2.md"
+    text = ("# Title\n\nsee [seeds](seeds.md), [curves](raw/a.csv), ![plot](k.png) and [web](https://x.org)\n"
+            "```text\n# not a heading\n```\n## Sub\n")
+    out = hook._rewrite_links(text, "results/tts/v2/table.md", "guides/tts.md")
+    assert "[seeds](../results/tts-v2.md)" in out  # a file included elsewhere: its page
+    assert "curves (`results/tts/v2/raw/a.csv`)" in out  # outside the site: the repository path as code
+    assert "![plot](../assets/included/results/tts/v2/k.png)" in out and "[web](https://x.org)" in out
+    # a page's own link that stays inside docs/ is left alone; one that leaves it is rewritten
+    own = hook._rewrite_links("[a](../api/io.md) [b](../../CHANGELOG.md)", "docs/guides/x.md", "guides/x.md", "docs")
+    assert own == "[a](../api/io.md) b (`CHANGELOG.md`)"
+    assert hook._demote(text, 2).splitlines()[0] == "### Title" and "#### Sub" in hook._demote(text, 2)
+    assert "# not a heading" in hook._demote(text, 2).splitlines()  # code fences are not touched
+
+
+def test_include_of_a_missing_file_fails_the_build(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# x\n\n<!-- include: results/nope.md -->\n")
+    (tmp_path / "mkdocs.yml").write_text(f"site_name: t\nhooks:\n  - {DOCS / 'hooks' / 'include.py'}\n")
+    res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "s")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "results/nope.md" in res.stderr
