@@ -1,4 +1,4 @@
-"""The README's library snippet and the examples/ scripts run as a user would run them, on a few steps."""
+"""The examples/ scripts run as a user would run them, on a few steps (README and docs code: test_docs.py)."""
 
 from __future__ import annotations
 
@@ -15,19 +15,6 @@ def _run(script: str, *args: str) -> str:
                          timeout=300, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout
-
-
-def test_readme_library_snippet_runs_and_trains():
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Use it as a library", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own code, as a user pastes it
-    samples, loss_fn = scope["samples"], scope["loss_fn"]
-    assert samples.shape == (256, 2) and bool(samples.isfinite().all())
-    n_batches = len(scope["my_loader"])
-    # the snapshot is refreshed after steps 5, 10, …
-    assert int(loss_fn.steps_seen) == n_batches and int(loss_fn.refreshes) == n_batches // 5
 
 
 def test_sa_nce_example_fits_the_users_data():

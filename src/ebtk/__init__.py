@@ -2,7 +2,7 @@
 
 Sign convention everywhere: p_θ(x) ∝ exp(−E_θ(x)); the score is s_θ(x) = ∇ₓ log p_θ(x) = −∇ₓ E_θ(x).
 
-Library use, on your own net and data (no task, no config tree)::
+Library use, on your own net and data (no task, no config tree):
 
     model = ebtk.EnergyModel(net)                    # any module returning (B,) or (B, 1) energies
     loss_fn = ebtk.objective("sa-nce", interval=5)   # any registered objective, options as keywords

@@ -48,6 +48,11 @@ class TrainConfig:
     keep_every: int = 0  # also keep the checkpoint of every keep_every-th step in snapshots/ (curves); 0: none
 
     def validate(self) -> None:
+        """Check the settings.
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         _positive(self, "steps", "batch_size", "lr", "log_every", "ckpt_every")
         if self.time_budget < 0 or self.keep_every < 0 or self.eval_every < 0:
             raise EbtkError("train.time_budget, train.keep_every and train.eval_every must be ≥ 0")
@@ -59,7 +64,21 @@ class TrainConfig:
 
 @dataclass
 class SamplerConfig:
-    """Langevin / SGLD settings: x ← x + η·s(x) + noise_scale·√(2η)·ξ."""
+    """Langevin / SGLD settings: x ← x + η·s(x) + noise_scale·√(2η)·ξ (cd, pcd, sa-nce; ``sampler.*`` keys).
+
+    Give it to `ebtk.objective` as ``sampler=SamplerConfig(...)`` or as a dict of these fields.
+
+    Attributes:
+        steps: Langevin steps per draw.
+        step_size: η.
+        noise_scale: multiplier of the √(2η) noise (1 = exact unadjusted Langevin).
+        init: where chains start in the tasks: ``gaussian``, ``uniform`` or ``data`` (the task sets the
+            scale; library users pass ``init=`` to `ebtk.objective` instead).
+        persistent: keep chains in a replay buffer (PCD-style) instead of short-run chains from init.
+        buffer_size: replay buffer size (persistent chains).
+        reinit: fraction of persistent chains restarted from init noise per draw, in [0, 1].
+        clip: clamp samples to [−clip, clip] after each step; 0 disables.
+    """
 
     steps: int = 60
     step_size: float = 0.01
@@ -71,6 +90,11 @@ class SamplerConfig:
     clip: float = 0.0  # clamp samples to [-clip, clip] after each step; 0 disables
 
     def validate(self) -> None:
+        """Check the settings.
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         _positive(self, "steps", "step_size", "buffer_size")
         if self.noise_scale < 0 or not 0 <= self.reinit <= 1:
             raise EbtkError("sampler.noise_scale must be ≥ 0 and sampler.reinit in [0, 1]")
@@ -143,11 +167,17 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, section: str = "") -> T
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass config as a plain dict (tuples as lists), as stored in config.yaml."""
     d = dataclasses.asdict(obj)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict.
+
+    Raises:
+        EbtkError: the file is missing, unreadable, not YAML, or not a mapping.
+    """
     p = Path(path)
     if not p.is_file():
         raise EbtkError(f"config file not found: {p}")
@@ -217,6 +247,7 @@ class RunSpec:
 
 
 def save_yaml(data: dict[str, Any], path: Path) -> None:
+    """Write `data` as YAML to `path` atomically, keys in their order."""
     from ebtk.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

@@ -52,12 +52,32 @@ class _Wrapper(nn.Module):
 class EnergyModel(_Wrapper):
     """Scalar energy: ``forward(x, cond=None) -> (B,)`` for x (B, *shape); p(x) ∝ exp(−E(x)).
 
-    ``EnergyModel(net)`` wraps any module returning (B,) or (B, 1) energies.
+    ``EnergyModel(net)`` wraps any module returning (B,) or (B, 1) energies; or subclass it and define
+    ``forward(x, cond=None)``. Its score −∇ₓE comes from autograd (`score_of`). Call it as ``model(x, cond)``.
+
+    Args:
+        net: the network. Its ``forward(x, cond)`` gets the conditioning when it takes a second positional
+            argument, else ``forward(x)`` is called and passing ``cond`` is an error.
+
+    Raises:
+        EbtkError: `net` is not an ``nn.Module``.
     """
 
     kind = "energy"
 
     def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        """The energies of a batch.
+
+        Args:
+            x: (B, *shape) points.
+            cond: conditioning handed to the net (any structure the net takes), or None.
+
+        Returns:
+            (B,) energies E(x | cond); a net's (B, 1) output is squeezed.
+
+        Raises:
+            EbtkError: the net returned another shape, or `cond` was given to a net that takes only x.
+        """
         e = self._call_net(x, cond)
         if e.dim() == 2 and e.shape[1] == 1:
             e = e.squeeze(1)
@@ -69,11 +89,34 @@ class EnergyModel(_Wrapper):
 
 
 class ScoreModel(_Wrapper):
-    """Direct score: ``forward(x, cond=None) -> like x``; s ≈ ∇ₓ log p(x). ``ScoreModel(net)`` wraps a net."""
+    """Direct score: ``forward(x, cond=None) -> like x``; s ≈ ∇ₓ log p(x).
+
+    ``ScoreModel(net)`` wraps a net that returns a score shaped like its input, or subclass it and define
+    ``forward``. It has no scalar energy, so objectives that need one (nce, sa-nce, fce, cd, pcd) refuse it;
+    ssm, dsm and delta accept it.
+
+    Args:
+        net: the network; gets ``(x, cond)`` when its forward takes a second positional argument.
+
+    Raises:
+        EbtkError: `net` is not an ``nn.Module``.
+    """
 
     kind = "score"
 
     def forward(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        """The score of a batch.
+
+        Args:
+            x: (B, *shape) points.
+            cond: conditioning handed to the net, or None.
+
+        Returns:
+            s(x | cond), shaped like x.
+
+        Raises:
+            EbtkError: the net returned another shape, or `cond` was given to a net that takes only x.
+        """
         s = self._call_net(x, cond)
         if s.shape != x.shape:
             raise EbtkError(f"ScoreModel: the net returned shape {tuple(s.shape)} for input {tuple(x.shape)}; "
@@ -117,11 +160,16 @@ def strip_ddp(model: nn.Module) -> nn.Module:
 
 
 def is_energy(model: nn.Module) -> bool:
+    """Whether `model` (under any DDP / compile wrappers) is an energy model; a plain module counts as one."""
     return getattr(unwrap(model), "kind", "energy") == "energy"
 
 
 def require_energy(model: nn.Module, objective: str) -> None:
-    """Objectives that need E_θ(x) call this; a score network gets a clear error."""
+    """Refuse a score network where an objective needs E_θ(x).
+
+    Raises:
+        EbtkError: `model` is a score model; the message names `objective` and the objectives that fit.
+    """
     if not is_energy(model):
         raise EbtkError(
             f"objective {objective!r} needs a scalar energy model, but the model is a score network "
@@ -130,9 +178,19 @@ def require_energy(model: nn.Module, objective: str) -> None:
 
 
 def energy_and_score(
-    model: nn.Module, x: torch.Tensor, cond=None, create_graph: bool = False
+    model: nn.Module, x: torch.Tensor, cond: Any = None, create_graph: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """E_θ(x) (B,) and s_θ(x) = −∇ₓE_θ(x) (like x) from one forward pass."""
+    """E_θ(x) and s_θ(x) = −∇ₓE_θ(x) from one forward and one backward pass.
+
+    Args:
+        model: an energy model, called as ``model(x, cond)``.
+        x: (B, *shape) points.
+        cond: conditioning, or None.
+        create_graph: keep the graph of the gradient (a loss that differentiates through the score).
+
+    Returns:
+        (energies (B,), score shaped like x).
+    """
     with torch.enable_grad():
         x = x if x.requires_grad else x.detach().requires_grad_(True)
         e = model(x, cond)
@@ -140,8 +198,18 @@ def energy_and_score(
     return e, -g
 
 
-def score_of(model: nn.Module, x: torch.Tensor, cond=None, create_graph: bool = False) -> torch.Tensor:
-    """s_θ(x) for either model kind. `create_graph=True` when a loss differentiates through the score."""
+def score_of(model: nn.Module, x: torch.Tensor, cond: Any = None, create_graph: bool = False) -> torch.Tensor:
+    """s_θ(x) = ∇ₓ log p_θ(x) for either model kind.
+
+    Args:
+        model: an `EnergyModel` (score by autograd, −∇ₓE) or a `ScoreModel` (its output).
+        x: (B, *shape) points.
+        cond: conditioning, or None.
+        create_graph: True when a loss differentiates through the score (score matching).
+
+    Returns:
+        The score, shaped like x.
+    """
     if not is_energy(model):
         return model(x, cond)
     return energy_and_score(model, x, cond, create_graph)[1]

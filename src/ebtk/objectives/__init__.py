@@ -16,7 +16,11 @@ __all__ = ["Batch", "LossOutput", "Objective", "available", "objective", "object
 
 
 def objective_class(name: str) -> type[Objective]:
-    """The registered class for `name`; ``a+b`` names a weighted sum (ebtk.objectives.combined)."""
+    """The registered class for `name`; ``a+b`` names a weighted sum (ebtk.objectives.combined).
+
+    Raises:
+        EbtkError: no objective of that name is registered.
+    """
     if "+" in name:
         return combined_class(name)
     from ebtk.registry import get
@@ -25,7 +29,7 @@ def objective_class(name: str) -> type[Objective]:
 
 
 def available() -> list[str]:
-    """Registered objective names (``a+b`` sums of them work too)."""
+    """Registered objective names, sorted (``a+b`` sums of them work too)."""
     from ebtk.registry import names
 
     return names("objective")
@@ -41,12 +45,23 @@ def objective(
 ) -> Objective:
     """Build a registered objective by name, e.g. ``ebtk.objective("sa-nce", interval=5)``.
 
-    options: the objective's own settings (its Config dataclass's fields, validated: an unknown key or a
-    bad value is an EbtkError naming it; for ``a+b``: ``weights=[…]`` and one dict per part).
-    sampler: Langevin settings (`SamplerConfig` or a dict of its fields) for cd, pcd and sa-nce.
-    init: ``init(n, device) -> (n, *shape)`` chain starts; default standard normal shaped like the data.
-    data: training samples (N, *shape), a (mean, cov) pair, or a callable giving one: the fitted
-    Gaussian of nce and the initial noise model of fce (nce fits its first batch when it is omitted).
+    Call the result as ``loss_fn(model, x)`` (or with ``cond=``, ``hyp=``, ``mask=``, or a `Batch`) to get a
+    `LossOutput`, and ``loss_fn.after_step(model)`` after each optimiser step.
+
+    Args:
+        name: a registered name (`available()`), or ``"a+b"`` for a weighted sum.
+        sampler: Langevin settings (`SamplerConfig` or a dict of its fields) for cd, pcd and sa-nce.
+        init: ``init(n, device) -> (n, *shape)`` chain starts; default standard normal shaped like the data.
+        data: training samples (N, *shape), a (mean, cov) pair, or a callable giving one: the fitted
+            Gaussian of nce and the initial noise model of fce (nce fits its first batch when omitted).
+        **options: the objective's own settings, the fields of its Config dataclass (see the objectives
+            reference); for ``a+b``: ``weights=[…]`` and one dict of options per part, keyed by its name.
+
+    Returns:
+        The objective, an `Objective` (``nn.Module``): give its ``parameters()`` to the optimiser too.
+
+    Raises:
+        EbtkError: an unknown name, an unknown option or a bad value (the message names it).
     """
     cls = objective_class(name)
     cfg = cls.parse_section(options)

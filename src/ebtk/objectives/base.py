@@ -26,12 +26,13 @@ from ebtk.errors import EbtkError
 
 @dataclass
 class Batch:
-    """A training batch.
+    """A training batch; a plain tensor ``x`` given to an objective becomes ``Batch(x)``.
 
-    x: (B, *shape) data (for refiners: the reference mel Y, shape (B, n_mels, frames)).
-    cond: conditioning handed to the model as ``model(x, cond)`` (refiners: hypothesis, text encoding).
-    hyp: (B, *shape) hypothesis Ŷ aligned with x (delta loss, refiner NCE noise).
-    mask: (B, 1, frames) or None: 1 on valid frames (padded sequences).
+    Attributes:
+        x: (B, *shape) data (for refiners: the reference mel Y, shape (B, n_mels, frames)).
+        cond: conditioning handed to the model as ``model(x, cond)`` (refiners: hypothesis, text encoding).
+        hyp: (B, *shape) hypothesis Ŷ aligned with x (delta loss, refiner NCE noise), or None.
+        mask: (B, 1, frames) or None: 1 on valid frames (padded sequences).
     """
 
     x: torch.Tensor
@@ -40,6 +41,7 @@ class Batch:
     mask: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
+        """The batch with every tensor (also inside dicts, tuples and lists) moved to `device`."""
         def mv(v: Any) -> Any:
             if isinstance(v, torch.Tensor):
                 return v.to(device, non_blocking=True)
@@ -74,7 +76,13 @@ class Batch:
 
 @dataclass
 class LossOutput:
-    """loss: scalar to minimise; metrics: scalar tensors to log; negatives: samples the loss used."""
+    """What every objective returns.
+
+    Attributes:
+        loss: scalar tensor to minimise.
+        metrics: name → scalar tensor to log (loss terms, accuracies, c, ...).
+        negatives: (N, *shape) samples the loss used (Langevin or noise samples), or None.
+    """
 
     loss: torch.Tensor
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -88,17 +96,21 @@ DataStats = tuple[torch.Tensor, torch.Tensor]
 
 
 class Objective(nn.Module):
-    """Base class. Subclasses set `name`, `Config` (a dataclass) and implement `forward(model, batch)`.
+    """Base class of every objective: an ``nn.Module`` called as ``objective(model, x) -> LossOutput``.
 
-    Inputs shared by every objective's constructor (each uses the ones it needs):
-    * `sampler`: Langevin settings for negative samples (cd, pcd, sa-nce);
-    * `init`: ``init(n, device)`` chain starts; None = standard normal shaped like the data;
-    * `data`: the training data's statistics (nce's fitted Gaussian, fce's initial noise model): a
-      tensor of samples (N, *shape), a (mean, cov) pair, or a zero-argument callable returning either
-      (evaluated only by objectives that need it).
+    Subclasses set `name`, `Config` (a dataclass) and implement ``forward(model, batch)``. Build them with
+    `ebtk.objective`. Call one as ``objective(model, x)`` with a plain tensor, or ``objective(model, x,
+    cond=..., hyp=..., mask=...)``, or with a `Batch`; then ``after_step(model)`` after each optimiser step.
+    Learned terms (NCE's c, FCE's noise model) are parameters and state (snapshots, replay buffers) lives in
+    ``state_dict()``, so both are optimised and checkpointed with the model.
 
-    Call it as ``objective(model, x)`` with a plain tensor, or ``objective(model, x, cond=..., hyp=...,
-    mask=...)``, or with a `Batch`.
+    Args:
+        cfg: the Config dataclass instance; None = its defaults.
+        sampler: Langevin settings for negative samples (cd, pcd, sa-nce); None = `SamplerConfig()`.
+        init: ``init(n, device) -> (n, *shape)`` chain starts; None = standard normal shaped like the data.
+        data: the training data's statistics (nce's fitted Gaussian, fce's initial noise model): a tensor
+            of samples (N, *shape), a (mean, cov) pair, or a zero-argument callable returning either
+            (evaluated only by objectives that need it).
     """
 
     name: ClassVar[str] = ""
@@ -115,19 +127,52 @@ class Objective(nn.Module):
 
     def __call__(self, model: nn.Module, data: Any, *args: Any, cond: Any = None, hyp: torch.Tensor | None = None,
                  mask: torch.Tensor | None = None, **kwargs: Any) -> LossOutput:
+        """The loss of `data` under `model`: ``objective(model, x)`` or ``objective(model, batch)``.
+
+        Args:
+            model: an `EnergyModel` or `ScoreModel`.
+            data: (B, *shape) data x, or a `Batch` (then `cond`, `hyp` and `mask` are ignored).
+            cond: conditioning handed to the model as ``model(x, cond)``.
+            hyp: (B, *shape) hypothesis aligned with x (refiners: delta, hypothesis-noise NCE).
+            mask: (B, 1, frames) valid-frame mask of padded sequences.
+            *args: passed on to ``forward``.
+            **kwargs: passed on to ``forward`` (cd and sa-nce take precomputed ``negatives=``).
+
+        Returns:
+            `LossOutput` (loss, metrics, negatives).
+
+        Raises:
+            EbtkError: the model kind does not fit the objective, or the batch lacks what it needs.
+        """
         batch = data if isinstance(data, Batch) else Batch(x=data, cond=cond, hyp=hyp, mask=mask)
         return super().__call__(model, batch, *args, **kwargs)
 
     def setup(self, model: nn.Module) -> None:
-        """Called once with the (unwrapped) model before training; e.g. take a first snapshot. Objectives
-        that need it also call it lazily on their first forward, so library users may skip it."""
+        """Called once with the (unwrapped) model before training; e.g. take a first snapshot.
+
+        Objectives that need it also call it lazily on their first forward, so library users may skip it.
+        """
 
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:  # pragma: no cover - abstract
+        """The loss of one batch; subclasses implement it (call the objective, not this).
+
+        Args:
+            model: an `EnergyModel` or `ScoreModel` (possibly DDP- or compile-wrapped).
+            batch: the `Batch`.
+
+        Returns:
+            The `LossOutput`.
+        """
         raise NotImplementedError
 
     def after_step(self, model: nn.Module, step: int | None = None) -> None:
-        """Call after each optimiser step (snapshot refreshes etc.). `step`: the 1-based count of optimiser
-        steps; None counts them on the objective itself (library use), the trainer passes its own."""
+        """Call after each optimiser step: snapshot refreshes (sa-nce) and other per-step bookkeeping.
+
+        Args:
+            model: the model being trained.
+            step: the 1-based count of optimiser steps; None counts them on the objective itself (library
+                use), the trainer passes its own.
+        """
         with torch.no_grad():
             self.steps_seen.fill_(int(self.steps_seen) + 1 if step is None else int(step))
         self.on_step(model, int(self.steps_seen))
@@ -147,10 +192,19 @@ class Objective(nn.Module):
 
     @classmethod
     def parse_section(cls, section: dict[str, Any]) -> Any:
-        """Typed config from the `objective` section; unknown keys / bad values are EbtkErrors."""
+        """Typed config from the `objective` section.
+
+        Raises:
+            EbtkError: an unknown key or a bad value (the message names it).
+        """
         return from_dict(cls.Config, {k: v for k, v in (section or {}).items() if k != "name"}, "objective")
 
     def check_model(self, model: nn.Module) -> None:
+        """Refuse a model this objective cannot train.
+
+        Raises:
+            EbtkError: the objective needs an energy and `model` is a score network.
+        """
         if self.needs_energy:
             from ebtk.energy import require_energy
 
@@ -158,8 +212,13 @@ class Objective(nn.Module):
 
 
 def data_stats(data: Any) -> DataStats | None:
-    """Mean (D,) and covariance (D, D) from samples (N, *shape), a (mean, cov) pair or a callable giving
-    either; None stays None."""
+    """Mean (D,) and covariance (D, D) from samples (N, *shape), a (mean, cov) pair or a callable giving either.
+
+    None stays None.
+
+    Raises:
+        EbtkError: samples with N < 2 or fewer than 2 dimensions.
+    """
     if callable(data) and not isinstance(data, torch.Tensor):
         data = data()
     if data is None:

@@ -66,10 +66,22 @@ class Chains(nn.Module):
 
 @dataclass
 class CDConfig:
+    """Options of `cd` and `pcd`.
+
+    Attributes:
+        alpha: weight α of the energy-magnitude regulariser α·(mean E⁺² + mean E⁻²), which keeps the
+            energies from drifting (the ML gradient is blind to a constant shift).
+        hyp_noise: refiner batches: std of the noise added to the hypothesis where chains start.
+    """
     alpha: float = 0.1  # weight of the energy-magnitude regulariser mean E⁺² + mean E⁻²
     hyp_noise: float = 0.1  # refiner batches: std of the noise added to the hypothesis where chains start
 
     def validate(self) -> None:
+        """Check the options (`ebtk.objective` and config parsing call this).
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         if self.alpha < 0 or self.hyp_noise < 0:
             raise EbtkError("objective.alpha and objective.hyp_noise must be ≥ 0")
 
@@ -90,6 +102,19 @@ class CD(Objective):
         self.chains = Chains(sampler, self.init_fn, persistent, self.cfg.hyp_noise)
 
     def forward(self, model: nn.Module, batch: Batch, negatives: torch.Tensor | None = None) -> LossOutput:
+        """The CD loss mean E(x⁺) − mean E(x⁻) + α·(mean E(x⁺)² + mean E(x⁻)²) on one batch.
+
+        Args:
+            model: an energy model.
+            batch: the `Batch`; x (B, *shape) are the positives x⁺.
+            negatives: (B, *shape) x⁻ to use instead of drawing them from the chains.
+
+        Returns:
+            `LossOutput`; its negatives are the Langevin samples x⁻.
+
+        Raises:
+            EbtkError: `model` is a score network.
+        """
         """`negatives` (B, *shape) overrides the chains (tests inject exact samples)."""
         self.check_model(model)
         x_neg = self.chains.sample(model, batch) if negatives is None else negatives.detach()

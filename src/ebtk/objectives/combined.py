@@ -22,6 +22,13 @@ from ebtk.objectives.base import Batch, LossOutput, Objective
 
 @dataclass
 class CombinedConfig:
+    """Options of a sum ``a+b``: ``ebtk.objective("ssm+delta", weights=[1, 1], delta={"step_size": 1.0})``.
+
+    Attributes:
+        weights: wᵢ, one weight ≥ 0 per part, in the order of the name (at least one > 0).
+        parts: part name → that part's typed Config (given as a dict of its options, keyed by the part's
+            name).
+    """
     weights: list[float]
     parts: dict[str, Any] = field(default_factory=dict)  # part name → its typed config
 
@@ -41,8 +48,11 @@ def _split(name: str) -> tuple[str, ...]:
 
 
 class Combined(Objective):
-    """Σ wᵢ·lossᵢ over the parts. Metrics are ``<part>/<key>``, plus the first part's e_pos / e_neg
-    unprefixed (the trainer's divergence guard reads ``e_*``)."""
+    """Σ wᵢ·lossᵢ over the parts, each keeping its own state (under ``parts.<name>`` in checkpoints).
+
+    Metrics are ``<part>/<key>``, plus the first part's e_pos / e_neg unprefixed (the trainer's divergence
+    guard reads ``e_*``).
+    """
 
     part_names: ClassVar[tuple[str, ...]] = ()
 
@@ -52,10 +62,17 @@ class Combined(Objective):
 
     @classmethod
     def default_section(cls) -> dict[str, Any]:
+        """The section's defaults: equal weights and each part's defaults under its name."""
         return {"weights": [1.0] * len(cls.part_names), **{n: _part_class(n).default_section() for n in cls.part_names}}
 
     @classmethod
     def parse_section(cls, section: dict[str, Any]) -> CombinedConfig:
+        """Typed `CombinedConfig` from ``{weights: [...], <part>: {...}, ...}``.
+
+        Raises:
+            EbtkError: an unknown key, a wrong number of weights, negative or all-zero weights, or a bad part
+                option.
+        """
         section = {k: v for k, v in (section or {}).items() if k != "name"}
         known = ("weights", *cls.part_names)
         unknown = sorted(set(section) - set(known))
@@ -78,18 +95,26 @@ class Combined(Objective):
         return CombinedConfig(weights=list(weights), parts=parts)
 
     def check_model(self, model: nn.Module) -> None:
+        """Every part's model check (see `Objective.check_model`)."""
         for part in self.parts.values():
             part.check_model(model)
 
     def setup(self, model: nn.Module) -> None:
+        """Every part's setup."""
         for part in self.parts.values():
             part.setup(model)
 
     def on_step(self, model: nn.Module, step: int) -> None:
+        """Every part's `after_step`, with the same step."""
         for part in self.parts.values():
             part.after_step(model, step)
 
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """Σ wᵢ·lossᵢ of one batch.
+
+        Returns:
+            `LossOutput` with the weighted sum, each part's metrics prefixed, and the first part's negatives.
+        """
         loss: torch.Tensor | float = 0.0
         metrics: dict[str, torch.Tensor] = {}
         negatives = None

@@ -25,10 +25,23 @@ from ebtk.registry import register
 
 @dataclass
 class DeltaConfig:
+    """Options of `delta`.
+
+    Attributes:
+        hyp_noise: std of the Gaussian perturbation of the hypothesis before the loss (0: none); widens
+            the region where the score is trained beyond the (too good) training hypotheses.
+        step_size: η, the refinement step the target is scaled for: the loss regresses s(Ŷ) onto (Y − Ŷ)/η,
+            so refine with the same η (the tts task and bundles read it back).
+    """
     hyp_noise: float = 0.0  # std of the Gaussian perturbation of the hypothesis
     step_size: float = 1.0  # η: the refinement step the target is scaled for
 
     def validate(self) -> None:
+        """Check the options (`ebtk.objective` and config parsing call this).
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         if self.hyp_noise < 0:
             raise EbtkError(f"objective.hyp_noise must be ≥ 0, got {self.hyp_noise}")
         if self.step_size <= 0:
@@ -37,11 +50,28 @@ class DeltaConfig:
 
 @register("objective", "delta")
 class Delta(Objective):
+    """The delta loss for refiners: masked mean ‖s_θ(Ŷ', cond) − (Y − Ŷ')/η‖², Ŷ' = Ŷ + hyp_noise·ε.
+
+    Call it as ``loss_fn(model, reference, hyp=hypothesis)`` with both (B, *shape), aligned; then one step
+    ``ebtk.descend(model, hypothesis, steps=1, step_size=η)`` moves the hypothesis to the reference.
+    """
     name: ClassVar[str] = "delta"
     Config: ClassVar[type] = DeltaConfig
     needs_energy: ClassVar[bool] = False
 
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """The delta loss of one batch.
+
+        Args:
+            model: an energy or score model; the conditioning is ``batch.cond`` (refiners: the hypothesis).
+            batch: x = the reference Y and hyp = the hypothesis Ŷ, both (B, *shape); mask optional.
+
+        Returns:
+            `LossOutput` (no negatives).
+
+        Raises:
+            EbtkError: the batch has no hypothesis.
+        """
         if batch.hyp is None:
             raise EbtkError("the delta loss needs batches with a hypothesis aligned to the reference "
                             "(a refiner task such as tts); hint: use ssm or dsm for unconditional data")
@@ -56,8 +86,13 @@ class Delta(Objective):
 
 
 def trained_step_size(section: dict[str, Any]) -> float | None:
-    """The η of the delta loss in an objective config section (``delta`` alone, or the ``delta`` part of a
-    sum such as ``ssm+delta``); None when the objective has no delta part."""
+    """The η of the delta loss in an objective config section.
+
+    The section is ``delta`` alone or a sum with a ``delta`` part (``ssm+delta``).
+
+    Returns:
+        The step size, or None when the objective has no delta part.
+    """
     name = str(section.get("name", ""))
     if name == "delta":
         sub = section

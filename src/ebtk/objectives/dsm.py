@@ -22,20 +22,43 @@ from ebtk.registry import register
 
 @dataclass
 class DSMConfig:
+    """Options of `dsm`.
+
+    Attributes:
+        sigmas: the noise levels σ; each sample draws one uniformly. Loss ½σ²‖s(x + σε) + ε/σ‖².
+    """
     sigmas: list[float] = field(default_factory=lambda: [0.1])
 
     def validate(self) -> None:
+        """Check the options (`ebtk.objective` and config parsing call this).
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         if not self.sigmas or any(s <= 0 for s in self.sigmas):
             raise EbtkError(f"objective.sigmas must be a non-empty list of noise levels > 0, got {self.sigmas}")
 
 
 @register("objective", "dsm")
 class DSM(Objective):
+    """Denoising score matching: the minimiser is the score of the data smoothed by N(0, σ²I).
+
+    Works for energy and score models; normalised per sample, or per valid element for sequences.
+    """
     name: ClassVar[str] = "dsm"
     Config: ClassVar[type] = DSMConfig
     needs_energy: ClassVar[bool] = False
 
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """The DSM loss of one batch (x: (B, *shape)).
+
+        Args:
+            model: an energy or score model.
+            batch: the `Batch`.
+
+        Returns:
+            `LossOutput` with the loss, its terms as metrics, and the samples it used as negatives (or None).
+        """
         x, mask = batch.x, batch.mask
         levels = torch.tensor(self.cfg.sigmas, device=x.device, dtype=x.dtype)
         sigma = levels[torch.randint(0, len(levels), (len(x),), device=x.device)]

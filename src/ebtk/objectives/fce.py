@@ -54,12 +54,14 @@ class GaussianMixture(nn.Module):
             self.log_scale = nn.Parameter(chol.diagonal().log().expand(components, dim).clone())
 
     def scale_tril(self) -> torch.Tensor:
+        """The (K, D, D) lower-triangular scales of the components (diagonal for ``covariance=diag``)."""
         """(K, D, D) lower-triangular factors."""
         if self.full:
             return self.raw_tril.tril(-1) + torch.diag_embed(self.raw_tril.diagonal(dim1=-2, dim2=-1).exp())
         return torch.diag_embed(self.log_scale.exp())
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log q(x) (B,) of points x (B, D)."""
         d = x.shape[1]
         diff = x.unsqueeze(0) - self.loc.unsqueeze(1)  # (K, N, D)
         if self.full:
@@ -72,6 +74,7 @@ class GaussianMixture(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
+        """Draw n samples (n, D), without gradient."""
         k = torch.multinomial(F.softmax(self.logits, 0), n, replacement=True)
         eps = torch.randn(n, self.loc.shape[1], 1, device=self.loc.device, dtype=self.loc.dtype)
         return self.loc[k] + (self.scale_tril()[k] @ eps).squeeze(-1)
@@ -120,6 +123,7 @@ class RealNVP(nn.Module):
         self.layers = nn.ModuleList(_Coupling((parity == (i % 2)).float(), hidden) for i in range(layers))
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log q(x) (B,) of points x (B, D) by the change of variables."""
         z = (x - self.shift) / self.scale
         logdet = -self.scale.log().sum().expand(len(x))
         for layer in self.layers:
@@ -129,6 +133,7 @@ class RealNVP(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
+        """Draw n samples (n, D) through the inverse flow, without gradient."""
         z = torch.randn(n, len(self.shift), device=self.shift.device)
         for layer in reversed(self.layers):
             z = layer.inverse(z)
@@ -137,6 +142,17 @@ class RealNVP(nn.Module):
 
 @dataclass
 class FCEConfig:
+    """Options of `fce`.
+
+    Attributes:
+        noise_model: the learned noise q_φ: ``gmm`` (Gaussian mixture) or ``flow`` (RealNVP).
+        components: ``gmm``: mixture components.
+        covariance: ``gmm``: ``full`` or ``diag``.
+        flow_layers: ``flow``: coupling layers.
+        flow_hidden: ``flow``: hidden width of each coupling net.
+        nu: ν, noise samples per data sample.
+        noise_weight: weight of the noise model's maximum-likelihood term in the loss.
+    """
     noise_model: str = "gmm"  # gmm | flow
     components: int = 8  # gmm: mixture components
     covariance: str = "full"  # gmm: full | diag
@@ -146,6 +162,11 @@ class FCEConfig:
     noise_weight: float = 1.0  # weight of the noise model's maximum-likelihood term
 
     def validate(self) -> None:
+        """Check the options (`ebtk.objective` and config parsing call this).
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         if self.noise_model not in ("gmm", "flow"):
             raise EbtkError(f"objective.noise_model must be gmm or flow, got {self.noise_model!r}")
         if self.covariance not in ("full", "diag"):
@@ -182,6 +203,18 @@ class FCE(Objective):
         self.c = nn.Parameter(torch.zeros(()))
 
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """NCE against q_φ plus noise_weight·mean −log q_φ(x) on one batch (each part trains its own parameters).
+
+        Args:
+            model: an energy model.
+            batch: x (B, D) data.
+
+        Returns:
+            `LossOutput`; negatives are the noise model's samples.
+
+        Raises:
+            EbtkError: `model` is a score network.
+        """
         self.check_model(model)
         if batch.cond is not None or batch.hyp is not None:
             raise EbtkError("fce models unconditional data only; hint: for refiners use nce (noise=hyp) or sa-nce")

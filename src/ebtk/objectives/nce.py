@@ -68,12 +68,26 @@ def hyp_log_q(u: torch.Tensor, hyp: torch.Tensor, std: float, mask: torch.Tensor
 
 @dataclass
 class NCEConfig:
+    """Options of `nce`.
+
+    Attributes:
+        nu: ν, noise samples per data sample (≥ 1).
+        noise: ``gaussian`` (N(μ, s·Σ) fitted to the data) or ``hyp`` (N(Ŷ, noise_std²I) around the
+            hypothesis, for refiners).
+        noise_scale: ``gaussian``: covariance multiplier s (> 1 covers the data's tails).
+        noise_std: ``hyp``: std of the perturbation kernel around the hypothesis.
+    """
     nu: int = 1  # noise samples per data sample
     noise: str = "gaussian"  # gaussian (fitted to the data) | hyp (N(Ŷ, noise_std²) for refiners)
     noise_scale: float = 1.0  # gaussian: covariance multiplier (> 1 covers the data's tails)
     noise_std: float = 0.1  # hyp: std of the perturbation kernel around the hypothesis
 
     def validate(self) -> None:
+        """Check the options (`ebtk.objective` and config parsing call this).
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         if self.nu < 1:
             raise EbtkError(f"objective.nu must be an integer ≥ 1, got {self.nu}; hint: nu=1 is balanced NCE")
         if self.noise not in ("gaussian", "hyp"):
@@ -121,7 +135,7 @@ class NCE(Objective):
 
     # -- noise ------------------------------------------------------------------------------------
     def gaussian_log_q(self, u: torch.Tensor) -> torch.Tensor:
-        """log N(u; μ, L Lᵀ) per sample (B,) for u (B, *shape), normalised."""
+        """Log N(u; μ, L Lᵀ) per sample (B,) for u (B, *shape), normalised."""
         diff = (u.flatten(1) - self.noise_mean).T  # (D, B)
         z = torch.linalg.solve_triangular(self.noise_chol, diff, upper=False)
         d = diff.shape[0]
@@ -158,6 +172,18 @@ class NCE(Objective):
         return -energy - self.c - log_q - math.log(self.cfg.nu)
 
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """−mean log σ(G(x)) − ν·mean log(1 − σ(G(u))) on one batch, u ~ q.
+
+        Args:
+            model: an energy model.
+            batch: x (B, *shape); for ``noise=hyp`` also hyp (B, *shape) and optionally mask.
+
+        Returns:
+            `LossOutput`; metrics include the classification accuracy and c; negatives are the noise samples.
+
+        Raises:
+            EbtkError: `model` is a score network, or ``noise=hyp`` without a hypothesis.
+        """
         self.check_model(model)
         nu, b = self.cfg.nu, len(batch)
         u, log_q_u, log_q_x = self.noise_and_log_q(batch)

@@ -48,6 +48,16 @@ def normaliser(batch: Batch, x: torch.Tensor, mask: torch.Tensor | None) -> torc
 
 @dataclass
 class SSMConfig:
+    """Options of `ssm`.
+
+    Attributes:
+        n_projections: random projections v per sample (all share one forward/backward pass).
+        projection: distribution of v: ``rademacher`` or ``gaussian``.
+        variance_reduced: use ½‖s‖² instead of ½(vᵀs)² (exact for E[vvᵀ] = I).
+        at: refiner batches only: where the loss is taken: ``data`` (the reference Y), ``hypothesis`` (Ŷ)
+            or ``path`` (Y + t(Ŷ − Y) + σε, t ~ U[0, 1]).
+        path_noise: ``at=path``: σ of the Gaussian noise added to the points on the segment.
+    """
     n_projections: int = 1
     projection: str = "rademacher"  # rademacher | gaussian
     variance_reduced: bool = False  # ½‖s‖² instead of ½(vᵀs)²
@@ -55,6 +65,11 @@ class SSMConfig:
     path_noise: float = 0.0  # at=path: σ of the Gaussian noise added to the points on the segment
 
     def validate(self) -> None:
+        """Check the options (`ebtk.objective` and config parsing call this).
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         if self.at not in ("data", "hypothesis", "path"):
             raise EbtkError(f"objective.at must be data, hypothesis or path, got {self.at!r}")
         if self.path_noise < 0:
@@ -67,6 +82,10 @@ class SSMConfig:
 
 @register("objective", "ssm")
 class SSM(Objective):
+    """Sliced score matching E_v[vᵀ∇ₓ(vᵀs) + ½(vᵀs)²], an unbiased estimate of the Fisher-divergence objective.
+
+    Works for energy and score models; see `SSMConfig` for where refiner batches take the loss.
+    """
     name: ClassVar[str] = "ssm"
     Config: ClassVar[type] = SSMConfig
     needs_energy: ClassVar[bool] = False
@@ -85,6 +104,15 @@ class SSM(Objective):
         return x + self.cfg.path_noise * torch.randn_like(x) if self.cfg.path_noise > 0 else x
 
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """The sliced score-matching loss of one batch (x: (B, *shape)).
+
+        Args:
+            model: an energy or score model.
+            batch: the `Batch`.
+
+        Returns:
+            `LossOutput` with the loss, its terms as metrics, and the samples it used as negatives (or None).
+        """
         k = self.cfg.n_projections
         x = tile_cond(self.points(batch), k).detach().requires_grad_(True)  # (k·B, *shape)
         mask = tile_cond(batch.mask, k)

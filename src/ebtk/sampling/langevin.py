@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,9 +51,12 @@ _COMPILED: dict = {}
 
 
 def compiled(fn):  # noqa: ANN001, ANN201
-    """`fn` compiled once per process with ``dynamic=False``: one compilation per distinct input shape
-    (training batches all have one shape), and no dynamic-shape kernels. Dynamo keeps at most
-    ``torch._dynamo.config.recompile_limit`` (8) shapes per function, then runs the rest eagerly."""
+    """`fn` compiled once per process with ``dynamic=False``.
+
+    One compilation per distinct input shape (training batches all have one shape), and no dynamic-shape
+    kernels. Dynamo keeps at most ``torch._dynamo.config.recompile_limit`` (8) shapes per function, then runs
+    the rest eagerly.
+    """
     if fn not in _COMPILED:
         _COMPILED[fn] = torch.compile(fn, dynamic=False)
     return _COMPILED[fn]
@@ -75,6 +79,11 @@ class Sampler:
     With `compile` set (`train.compile=true`, or `compile_samplers`), or when handed a ``torch.compile``d
     model, each step's ∇ₓE (score, for score networks) comes from a compiled function of the bare network
     (`_grad_energy`); the update and its noise stay eager, so the RNG stream is the eager one.
+
+    Args:
+        steps: updates per `sample` call.
+        step_size: η.
+        clip: clamp samples to [−clip, clip] after each step; 0 disables.
     """
 
     compile: bool = False
@@ -85,6 +94,15 @@ class Sampler:
         self.clip = float(clip)
 
     def step(self, x: torch.Tensor, score: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """One update of the chain.
+
+        Args:
+            x: (B, *shape) current states.
+            score: s(x), shaped like x.
+
+        Returns:
+            The next states, shaped like x.
+        """
         raise NotImplementedError
 
     def descend_(self, x: torch.Tensor, grad_e: torch.Tensor) -> torch.Tensor:
@@ -98,12 +116,21 @@ class Sampler:
         """One update from a score network's output; may overwrite x, not score. Default: `step`."""
         return self.step(x, score)
 
-    def sample(self, model: nn.Module, x0: torch.Tensor, cond=None, steps: int | None = None) -> torch.Tensor:
-        """Run `steps` (default self.steps) updates from x0 (B, *shape); returns detached samples.
+    def sample(self, model: nn.Module, x0: torch.Tensor, cond: Any = None, steps: int | None = None) -> torch.Tensor:
+        """Run `steps` (default self.steps) updates from x0; returns detached samples.
 
         The loop is the hot path of CD/PCD/SA-NCE, so everything per-call is hoisted out of it: the
         unwrap, the model-kind test and freezing the parameters (no graph through θ is ever recorded,
         and autograd computes only ∇ₓ); updates are in place on one chain tensor (a copy of x0).
+
+        Args:
+            model: an energy model (score by autograd) or a score model, possibly DDP- or compile-wrapped.
+            x0: (B, *shape) chain starts (not modified).
+            cond: conditioning handed to the model, or None.
+            steps: number of updates; None = ``self.steps``.
+
+        Returns:
+            (B, *shape) samples, detached.
         """
         net = strip_ddp(model)  # no DDP hooks: sampling never back-propagates into parameters
         n = self.steps if steps is None else steps
@@ -133,21 +160,33 @@ class Sampler:
 
 
 class Langevin(Sampler):
-    """SGLD with a separate noise scale (noise_scale=1 is exact unadjusted Langevin)."""
+    """SGLD with a separate noise scale: x ← x + η·s(x) + noise_scale·√(2η)·ξ, ξ ~ N(0, I).
+
+    noise_scale = 1 is exact unadjusted Langevin; EBM training usually uses a smaller one.
+
+    Args:
+        steps: updates per `sample` call.
+        step_size: η.
+        noise_scale: multiplier of the √(2η) noise.
+        clip: clamp samples to [−clip, clip] after each step; 0 disables.
+    """
 
     def __init__(self, steps: int, step_size: float, noise_scale: float = 1.0, clip: float = 0.0):
         super().__init__(steps, step_size, clip)
         self.sigma = noise_scale * math.sqrt(2.0 * step_size)
 
     def step(self, x: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        """One Langevin update x + η·s + σ·ξ (a new tensor)."""
         return x + self.step_size * score + self.sigma * torch.randn_like(x)
 
     # In place, same roundings as `step`: (−η)·∇E is η·s exactly, then (x + η·s) + σ·ξ.
     def descend_(self, x: torch.Tensor, grad_e: torch.Tensor) -> torch.Tensor:
+        """One update from ∇ₓE = −s, in place on x, rounding as `step` does."""
         x.add_(grad_e.mul(-self.step_size))
         return x.add_(torch.randn_like(x).mul_(self.sigma))
 
     def ascend_(self, x: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        """One update from a score network's output, in place on x."""
         x.add_(score.mul(self.step_size))
         return x.add_(torch.randn_like(x).mul_(self.sigma))
 
@@ -158,8 +197,21 @@ def langevin(
     steps: int,
     step_size: float,
     noise_scale: float = 1.0,
-    cond=None,
+    cond: Any = None,
     clip: float = 0.0,
 ) -> torch.Tensor:
-    """Functional form of `Langevin(...).sample(model, x0, cond)`."""
+    """Draw samples by Langevin dynamics from x0: `Langevin(...).sample(model, x0, cond)` in one call.
+
+    Args:
+        model: an energy model (score −∇ₓE by autograd) or a score model.
+        x0: (B, *shape) chain starts, e.g. ``torch.randn(256, 2)``.
+        steps: number of updates.
+        step_size: η.
+        noise_scale: multiplier of the √(2η) noise (1 = exact unadjusted Langevin).
+        cond: conditioning handed to the model, or None.
+        clip: clamp samples to [−clip, clip] after each step; 0 disables.
+
+    Returns:
+        (B, *shape) samples, detached; no graph through the model's parameters.
+    """
     return Langevin(steps, step_size, noise_scale, clip).sample(model, x0, cond)

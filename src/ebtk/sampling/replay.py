@@ -9,10 +9,15 @@ from torch import nn
 
 
 class ReplayBuffer(nn.Module):
-    """Fixed-size store of past samples.
+    """Fixed-size store of past samples: the persistent chains of PCD and persistent SA-NCE.
 
     The first `draw` fills all `size` slots from `init`. Each `draw(n, init)` then returns n stored chains,
     a `reinit` fraction of them restarted from `init`; `push(x)` writes the chain ends back to their slots.
+    An ``nn.Module``, so the chains are checkpointed with the objective.
+
+    Args:
+        size: number of stored chains.
+        reinit: fraction of drawn chains restarted from `init`, in [0, 1].
     """
 
     def __init__(self, size: int, reinit: float = 0.05):
@@ -24,6 +29,15 @@ class ReplayBuffer(nn.Module):
         self._idx: torch.Tensor | None = None
 
     def draw(self, n: int, init: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """Take n chains at random slots (remembered for `push`), a `reinit` share restarted.
+
+        Args:
+            n: number of chains.
+            init: ``init(m) -> (m, *shape)`` fresh chain starts.
+
+        Returns:
+            (n, *shape) chain states (a copy).
+        """
         if int(self.count) == 0:  # first use: fill every slot with init noise (JEM/IGEBM-style)
             self.data = init(self.size).detach().clone()
             self.count.fill_(self.size)
@@ -36,7 +50,11 @@ class ReplayBuffer(nn.Module):
         return x
 
     def push(self, x: torch.Tensor) -> None:
-        """Write chain ends back into the slots the last `draw` took them from."""
+        """Write chain ends (n, *shape) back into the slots the last `draw` took them from.
+
+        Raises:
+            RuntimeError: no `draw` since the last push.
+        """
         if self._idx is None:
             raise RuntimeError("ReplayBuffer.push without a preceding draw")
         self.data[self._idx] = x.detach().to(self.data)

@@ -23,8 +23,21 @@ if TYPE_CHECKING:
 
 
 def load(path: str | Path | None = None, device: Any = "cpu") -> Synthesizer:
-    """A synthesizer from a bundle file (``ebtk export``) or a tts run dir, or (no path) the shipped model;
-    ebtk.tts.bundle.load."""
+    """Load a text-to-speech model: a bundle file (``ebtk export``), a tts run dir, or the shipped model.
+
+    ``ebtk.tts.load().synthesize("Hello.")`` speaks with the model shipped as package data.
+
+    Args:
+        path: a bundle file or a tts run dir; None = the shipped model (``ebtk/data/tts_model.pt``).
+        device: where the models run ("cpu", "cuda", a ``torch.device``).
+
+    Returns:
+        A `Synthesizer` (ebtk.tts.bundle.Synthesizer).
+
+    Raises:
+        EbtkError: the file is missing, corrupt or not an ebtk bundle; the run dir is not a tts run; or no
+            path was given and this install ships no model.
+    """
     from ebtk.tts.bundle import load as _load
 
     return _load(path, device)
