@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from gaussian_task import ConvScore, build, make_task
 from torch import nn
 
 import ebtk
 from ebtk.objectives import Batch, available
+from gaussian_task import ConvScore, build, make_task
 
 DIM, B = 2, 16
 

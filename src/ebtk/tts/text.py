@@ -294,7 +294,8 @@ def normalize_text(text: str) -> str:
     thousands separators, negative numbers, ranges (10-20), units (5 kg, 100 km/h, 20°C), Roman numerals
     (World War II, Henry VIII), phone numbers (digit by digit), URLs and e-mail addresses, scientific notation
     (1e6) and powers (2^20), letter-digit codes (Q3) and a few symbols (&, +, =, @, #, °). Control
-    characters (NUL, BEL, ESC, ...) count as spaces. Whitespace is collapsed; case and punctuation kept. The cases it is held to: tests/text_normalisation_cases.tsv.
+    characters (NUL, BEL, ESC, ...) count as spaces. Whitespace is collapsed; case and punctuation kept.
+    The cases it is held to: tests/text_normalisation_cases.tsv.
     """
     # control characters (NUL included: espeak's C API would stop reading at it) are spaces, like tabs
     t = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
