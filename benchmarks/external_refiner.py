@@ -100,7 +100,7 @@ def make_corpus(out: Path, setup: Setup) -> Path:
 
 def data_overrides(corpus: Path, setup: Setup) -> list[str]:
     return [f"data.path={corpus}", f"data.n_val={setup.n_val}", f"data.n_test={setup.n_test}", "data.seed=0",
-            "train.threads=1", *EVAL, *setup.overrides]
+            "data.n_unseen=0", "train.threads=1", *EVAL, *setup.overrides]
 
 
 def train_fm(out: Path, corpus: Path, setup: Setup) -> Path:

@@ -69,8 +69,9 @@ def main() -> None:
         run = work / "refiner_run"
         train("tts", "delta", run, overrides=[
             f"data.path={corpus}", f"hypotheses.dir={mels}", f"train.steps={a.steps}", "data.n_val=1",
-            "data.n_test=2", "data.crop=64", "train.batch_size=8", "train.lr=2e-3", "model.channels=16",
-            "model.mults=[1,2]", "eval.n_test=1", "eval.dnsmos=false", "eval.n_wavs=0"], progress=False)
+            "data.n_unseen=0", "data.n_test=2", "data.crop=64", "train.batch_size=8", "train.lr=2e-3",
+            "model.channels=16", "model.mults=[1,2]", "eval.n_test=1", "eval.dnsmos=false",
+            "eval.n_wavs=0"], progress=False)
         bundle = export(run, work / "refiner.pt")  # ebtk export RUN refiner.pt: the refiner alone
 
         # 2. refine: in Python ...

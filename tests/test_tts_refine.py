@@ -20,7 +20,7 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="nee
 
 TRAIN = ["train.steps=20", "train.batch_size=4", "train.log_every=10", "model.channels=8", "model.mults=[1,2]",
          "eval.n_test=1", "eval.dnsmos=false", "eval.steps=[1]", "eval.step_sizes=[1.0]", "eval.n_wavs=1",
-         "data.n_val=1", "data.n_test=1", "data.crop=32"]
+         "data.n_val=1", "data.n_test=1", "data.n_unseen=0", "data.crop=32"]
 STRETCHED = ("u0", "u2", "u4")  # these hypotheses are 15 % longer than their references; the others equal
 
 
