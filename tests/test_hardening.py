@@ -207,6 +207,20 @@ def test_lock_is_exclusive_between_processes_and_reentrant_within_one(tmp_path):
     assert not path.exists()
 
 
+@pytest.mark.parametrize("command", [["evaluate"], ["export", "{tmp}/model.pt"]])
+def test_reading_commands_neither_create_a_missing_run_dir_nor_leave_a_lock(run_cli, tmp_path, command):
+    argv = [c.format(tmp=tmp_path) for c in command]
+    missing = tmp_path / "missing"
+    code, _, err = run_cli(argv[0], missing, *argv[1:])
+    assert (code, err.strip()) == (2, f"error: run dir not found: {missing}")
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli(argv[0], empty, *argv[1:])
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert list(empty.iterdir()) == [] and not (tmp_path / "model.pt").exists()
+
+
 # -- Ctrl-C and --file order ----------------------------------------------------------------------------
 @needs_espeak
 def test_ctrl_c_during_file_synthesis_leaves_the_first_lines_complete(tmp_path):

@@ -36,9 +36,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ebtk.io import lock_run_dir
     from ebtk.train.trainer import evaluate_run, load_run, write_metrics
 
-    if not (Path(args.run_dir) / "config.yaml").is_file():
-        raise EbtkError(f"{args.run_dir} is not an ebtk run dir (no config.yaml)")
-    with lock_run_dir(args.run_dir):
+    with lock_run_dir(args.run_dir, create=False):  # load_run refuses a dir without config.yaml
         config, task, model, objective, step = load_run(args.run_dir, args.device)
         metrics = evaluate_run(task, model, objective, Path(args.run_dir), config, step)
         old = Path(args.run_dir) / "metrics.json"
@@ -117,9 +115,7 @@ def _export(args: argparse.Namespace) -> int:
     from ebtk.tts.bundle import export
 
     check_output_file(args.file, "FILE")
-    if not Path(args.run_dir).is_dir():
-        raise EbtkError(f"run dir not found: {args.run_dir}")
-    with lock_run_dir(args.run_dir):
+    with lock_run_dir(args.run_dir, create=False):
         path = export(args.run_dir, args.file)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0

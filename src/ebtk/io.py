@@ -233,9 +233,10 @@ def _read_pid(fd: int) -> int | None:
 
 
 @contextmanager
-def lock_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
+def lock_run_dir(run_dir: str | os.PathLike, create: bool = True) -> Iterator[Path]:
     """Hold the run dir's writer lock (``RUN_DIR/.lock``, an exclusive non-blocking `fcntl.flock`) for the
-    block; the dir is created if needed. Yields the lock file's path.
+    block. The dir is created if needed (`create`), else a missing one is an EbtkError ``run dir not found``
+    (commands that read a run: evaluate, export). Yields the lock file's path.
 
     Raises EbtkError ``RUN_DIR is in use by process PID`` when another live process holds it. The kernel
     drops a lock with its process, so a lock file left by a killed process (kill -9) is free: it is taken
@@ -249,6 +250,8 @@ def lock_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
     if key in _HELD:  # this process already holds it (e.g. train → final evaluation)
         yield run_dir / LOCK_FILE
         return
+    if not create and not run_dir.is_dir():
+        raise EbtkError(f"run dir not found: {run_dir}")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
