@@ -8,7 +8,7 @@ evaluation). Variants:
 * ``bucket``: length-bucketed batches (`data.bucket=K`: K batches' worth of utterances drawn, sorted by
   length, one chunk kept), which computes less padding;
 * ``bf16``: bf16 autocast on the CPU (`torch.autocast("cpu", torch.bfloat16)` around the loss, as
-  `train.amp` does on CUDA); fast only where the CPU has bf16 matrix units (AMX / AVX512-BF16);
+  `train.amp=true`); fast only where the CPU has bf16 matrix units (AMX / AVX512-BF16);
 * ``bucket+bf16``: both.
 
 Timing is interleaved: every round times one step of every variant, in a rotated order, so that load from
@@ -63,11 +63,9 @@ def make_trainer(corpus: Path, overrides: list[str], bf16: bool, batch: int, thr
 
     cfg = resolve_config("tts", "acoustic", overrides=[f"data.path={corpus}", "data.n_unseen=0", f"data.n_val={n_val}",
                                                        "data.n_test=10", f"train.batch_size={batch}",
-                                                       f"train.threads={threads}", *overrides])
-    tr = Trainer(cfg, run_dir, progress=False)
-    if bf16:
-        tr._autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # what train.amp does on CUDA
-    return tr
+                                                       f"train.threads={threads}", f"train.amp={str(bf16).lower()}",
+                                                       *overrides])
+    return Trainer(cfg, run_dir, progress=False)
 
 
 def timed_step(tr: Any) -> float:

@@ -125,3 +125,18 @@ def test_cpu_training_flushes_denormals(tmp_path: Path):
         assert (tiny * 1e-7).item() == pytest.approx(1e-37)  # normal numbers are untouched
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_amp_runs_the_loss_under_bf16_autocast_on_the_cpu(tmp_path: Path, amp):
+    """`train.amp=true` puts the loss under bf16 autocast on the CPU too (issue 35: bf16 matrix units); a
+    linear layer inside the loss then computes in bf16, and the run still trains to a finite loss."""
+    from ebtk.train.trainer import Trainer, resolve_config
+
+    cfg = resolve_config("toy2d", "dsm", overrides=["train.steps=2", f"train.amp={str(amp).lower()}", *TOY])
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    with tr._autocast():
+        y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
+    assert y.dtype == (torch.bfloat16 if amp else torch.float32)
+    out, _ = tr.train_step()
+    assert torch.isfinite(out.loss)

@@ -40,7 +40,7 @@ class TrainConfig:
     eval_split: str = ""
     seed: int = 0
     device: str = "cpu"
-    amp: bool = False  # bf16 autocast on CUDA where the objective allows it
+    amp: bool = False  # bf16 autocast around the loss (CUDA; CPU: fast only with AMX / AVX512-BF16)
     max_abs_energy: float = 1e5  # divergence guard: |E| beyond this stops training with a hint
     threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
     compile: bool = False  # torch.compile the energy/score evaluation of the loss and of Langevin steps

@@ -253,8 +253,10 @@ class Trainer:
         return batch.shard(self.dist.rank, self.dist.world).to(self.device)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.tc.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast around the loss when `train.amp` (CUDA, or the CPU: there it pays only with bf16
+        matrix units, AMX / AVX512-BF16; `benchmarks/tts_train_speed.py` measures it)."""
+        if self.tc.amp and self.device.type in ("cuda", "cpu"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def train_seconds(self) -> float:
