@@ -6,7 +6,11 @@ import re
 
 
 class EbtkError(Exception):
-    """A user-facing error (bad input, bad config, diverged training). Message is one line, with a hint."""
+    """A user-facing error: bad input, bad config, diverged training.
+
+    ebtk raises it for mistakes the user can fix, never for its own bugs. The message is one line, with a
+    hint where one helps; the CLI prints it as ``error: <message>`` (no traceback) and exits with code 2.
+    """
 
 
 def one_line(reason: BaseException | str, limit: int = 400) -> str:
@@ -15,7 +19,13 @@ def one_line(reason: BaseException | str, limit: int = 400) -> str:
     Lines are joined (torch puts the detail of "Error(s) in loading state_dict" on the next line) and
     whitespace collapsed. Past `limit` characters the *middle* is replaced by " … ", at word boundaries,
     so both the kind of failure (its start) and the detail (often at its end) survive.
-    Returns the exception's type name when it has no message.
+
+    Args:
+        reason: an exception or a text.
+        limit: the length in characters past which the middle is cut out.
+
+    Returns:
+        The one-line text; the exception's type name when it has no message (an empty text stays empty).
     """
     text = str(reason)
     text = re.sub(r"\s+", " ", text).strip() or (type(reason).__name__ if isinstance(reason, BaseException) else "")

@@ -37,15 +37,31 @@ __all__ = ["AtomicFile", "atomic_path", "atomic_write", "atomic_write_bytes", "a
 
 
 def default_mode() -> int:
-    """0666 & ~umask: the mode `open(path, "w")` gives a new file."""
+    """The mode `open(path, "w")` gives a new file: ``0o666 & ~umask``.
+
+    ``mkstemp`` makes private (0600) files; ebtk gives its outputs this mode instead, so they are readable as
+    any other file the user writes (0644 under the usual umask 022).
+
+    Returns:
+        The permission bits, e.g. ``0o644``.
+    """
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
 
 
 def write_target(path: str | os.PathLike) -> Path:
-    """Where writing `path` really lands: a symlink's final target (written through, the link kept), else
-    `path` itself."""
+    """Where writing `path` really lands: a symlink's final target, else `path` itself.
+
+    ebtk writes *through* a symlink (the link stays, its target is replaced), so checks and temp files must
+    be about the target, not the link. ``~`` is expanded.
+
+    Args:
+        path: the output path the user gave.
+
+    Returns:
+        The resolved target of a symlink, or `path` (expanded) when it is not one.
+    """
     path = Path(os.path.expanduser(str(path)))
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
@@ -56,11 +72,23 @@ def _os_error(path: Path, e: OSError, doing: str = "write") -> EbtkError:
 
 
 class AtomicFile:
-    """A temp file beside `path` (its symlink target) that becomes `path` on `commit()`, or vanishes on
-    `discard()`: for writers that stream into a file over a long time (a wav written sentence by sentence).
+    """A temp file beside `path` that becomes `path` on `commit()`, or vanishes on `discard()`.
 
-    `tmp` is the temp file's path; `suffix` lets writers that pick a format by extension see the right one.
-    Raises EbtkError (naming `path`) when the temp file cannot be made or the rename fails.
+    For writers that stream into a file over a long time (a wav written sentence by sentence): until
+    `commit()` the old file (if any) stays whole, so an interrupted write never leaves a torn output. The
+    temp file lives in the directory of `path`'s symlink target, so the final rename is atomic.
+
+    Args:
+        path: the file to write (a symlink is written through; missing parent directories are made).
+        suffix: the temp file name's ending; lets writers that pick a format by extension see the right
+            one (e.g. ``".tmp.wav"``).
+
+    Attributes:
+        path: where the file lands (`write_target` of the given path).
+        tmp: the temp file's path, to write into.
+
+    Raises:
+        EbtkError: the temp file cannot be made (the message names `path`).
     """
 
     def __init__(self, path: str | os.PathLike, suffix: str = ".tmp"):
@@ -74,7 +102,14 @@ class AtomicFile:
         self.tmp = Path(tmp)
 
     def commit(self) -> Path:
-        """fsync the temp file, give it the default mode and rename it over `path`; returns `path`."""
+        """Fsync the temp file, give it the default mode and rename it over `path`.
+
+        Returns:
+            `path`, now holding the new content.
+
+        Raises:
+            EbtkError: the fsync, chmod or rename fails (the message names `path`); the temp file is removed.
+        """
         try:
             with open(self.tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -86,16 +121,28 @@ class AtomicFile:
         return self.path
 
     def discard(self) -> None:
-        """Remove the temp file (the old `path`, if any, is untouched)."""
+        """Remove the temp file; the old `path`, if any, is untouched. Safe to call twice."""
         self.tmp.unlink(missing_ok=True)
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temp path beside `path` for a writer that wants a file name (soundfile, onnx, np.save);
-    on success it gets the default mode, is fsynced and renamed over `path`; on failure it is removed.
-    `suffix` lets writers that pick a format by extension see the right one (e.g. ".tmp.wav").
-    An OSError while writing is an EbtkError naming `path`."""
+    """Write `path` atomically through a temp file name, for writers that want a path (soundfile, onnx, np.save).
+
+    On a normal exit from the block the temp file gets the default mode, is fsynced and renamed over
+    `path`; on any exception it is removed and `path` is left as it was.
+
+    Args:
+        path: the file to write (a symlink is written through).
+        suffix: the temp file name's ending; lets writers that pick a format by extension see the right
+            one (e.g. ``".tmp.wav"``).
+
+    Yields:
+        The temp file's path, beside `path`'s target.
+
+    Raises:
+        EbtkError: an OSError while making, writing or renaming the file (the message names `path`).
+    """
     f = AtomicFile(path, suffix)
     try:
         yield f.tmp
@@ -109,23 +156,53 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
-    """Call `write(f)` on a binary file object, then atomically put the result at `path`."""
+    """Call `write(f)` on a binary file object, then atomically put the result at `path`.
+
+    Args:
+        path: the file to write (a symlink is written through).
+        write: writes the content into the open binary file it is given (its return value is ignored).
+
+    Raises:
+        EbtkError: an OSError while writing or renaming (the message names `path`); `path` is unchanged.
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         write(f)
         f.flush()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Atomically replace `path` with `data` (see `atomic_write`).
+
+    Raises:
+        EbtkError: an OSError while writing or renaming (the message names `path`); `path` is unchanged.
+    """
     atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically replace `path` with `text`, encoded as UTF-8 (see `atomic_write`).
+
+    Raises:
+        EbtkError: an OSError while writing or renaming (the message names `path`); `path` is unchanged.
+    """
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu") -> Any:
-    """`torch.load(weights_only=True)` (a file cannot run code); an unreadable or truncated file is one
-    EbtkError line, "corrupt or unreadable <what> <path>: <first line of the reason>"."""
+    """Load a checkpoint or bundle with ``torch.load(weights_only=True)``, so that a file cannot run code.
+
+    Args:
+        path: the file to read.
+        what: what the file is, for the message (e.g. ``"checkpoint"``, ``"model file"``).
+        map_location: passed to ``torch.load`` (default: load onto the CPU).
+
+    Returns:
+        The loaded object (tensors, dicts, lists, strings, numbers).
+
+    Raises:
+        EbtkError: the file is unreadable, truncated or not a weights-only torch file; one line,
+            "corrupt or unreadable <what> <path>: <reason, shortened>".
+    """
     import torch
 
     try:
@@ -135,7 +212,17 @@ def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu") ->
 
 
 def resolve_in(run_dir: str | os.PathLike | None, p: str | os.PathLike) -> Path:
-    """A path stored in a run dir's config: absolute as is, relative to the run dir otherwise."""
+    """Read a path stored in a run dir's config: absolute as is, relative to the run dir otherwise.
+
+    Paths relative to the run dir keep a moved or copied run dir working. ``~`` is expanded.
+
+    Args:
+        run_dir: the run dir the config belongs to; None leaves a relative `p` as it is.
+        p: the stored path.
+
+    Returns:
+        The path to open.
+    """
     p = Path(os.path.expanduser(str(p)))
     if p.is_absolute() or run_dir is None:
         return p
@@ -143,16 +230,27 @@ def resolve_in(run_dir: str | os.PathLike | None, p: str | os.PathLike) -> Path:
 
 
 def store_path(p: str | os.PathLike) -> str:
-    """The form a path is stored in a run dir's config: absolute (resolved against the caller's cwd
-    once, at the command line), so the run dir works from any working directory."""
+    """The form a path is stored in a run dir's config: absolute, resolved against the caller's cwd.
+
+    It is resolved once, at the command line, so that the run dir then works from any working directory.
+    ``~`` is expanded.
+
+    Args:
+        p: a path as the user gave it.
+
+    Returns:
+        The absolute, resolved path as a string.
+    """
     return str(Path(os.path.expanduser(str(p))).resolve())
 
 
 # ------------------------------------------------------------------------------------------ output checks
 
 def _probe_dir(d: Path, what: str, shown: Path) -> None:
-    """`d` (an existing directory) takes a new file: make and remove a temp file there (the only check that
-    also holds for root, read-only mounts and full quotas)."""
+    """Check that `d` (an existing directory) takes a new file by making and removing a temp file there.
+
+    This is the only check that also holds for root, read-only mounts and full quotas.
+    """
     try:
         fd, tmp = tempfile.mkstemp(prefix=".ebtk-probe.", dir=d)
     except OSError as e:
@@ -168,12 +266,21 @@ def _nearest_existing(p: Path) -> Path:
 
 
 def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
-    """Check, before any work, that a file can be written at `path`; returns where it will land (a symlink's
-    target: ebtk writes through links and keeps them).
+    """Check, before any work starts, that a file can be written at `path`.
 
-    Raises EbtkError for an existing directory, an existing device, FIFO or socket (ebtk never replaces
-    one), a parent that is a file, and a place this process cannot create files in (read-only mount,
-    permissions). `what` names the option in the message.
+    A command fails at once on a bad output path instead of after minutes of work. Nothing is created.
+
+    Args:
+        path: the output file the user gave.
+        what: the option that gave it, named in the message (e.g. ``"--out"``).
+
+    Returns:
+        Where the file will land: a symlink's target (ebtk writes through links and keeps them), else `path`.
+
+    Raises:
+        EbtkError: an empty name; an existing directory; an existing device, FIFO or socket (ebtk never
+            replaces one); a parent that is a file; or a place this process cannot create files in
+            (read-only mount, permissions).
     """
     shown = Path(os.path.expanduser(str(path)))
     if str(path) == "" or shown.name == "":
@@ -194,10 +301,20 @@ def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
 
 
 def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
-    """Check, before any work, that `path` is (or can be made) a directory to write in; returns it.
+    """Check, before any work starts, that `path` is (or can be made) a directory to write in.
 
-    Raises EbtkError when `path` exists and is not a directory, when an ancestor is a file, or when no file
-    can be created there (read-only mount, permissions). Nothing is created.
+    A command fails at once on a bad output folder instead of after minutes of work. Nothing is created.
+
+    Args:
+        path: the output directory the user gave.
+        what: the option that gave it, named in the message (e.g. ``"--out"``).
+
+    Returns:
+        `path` (``~`` expanded).
+
+    Raises:
+        EbtkError: an empty path; `path` exists and is not a directory; an ancestor is a file; or no file
+            can be created there (read-only mount, permissions).
     """
     p = Path(os.path.expanduser(str(path)))
     if str(path) == "":
@@ -214,6 +331,7 @@ def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
 # ------------------------------------------------------------------------------------------ run-dir lock
 
 LOCK_FILE = ".lock"
+"""The writer lock's file name inside a run dir (`lock_run_dir`)."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -234,14 +352,25 @@ def _read_pid(fd: int) -> int | None:
 
 @contextmanager
 def lock_run_dir(run_dir: str | os.PathLike, create: bool = True) -> Iterator[Path]:
-    """Hold the run dir's writer lock (``RUN_DIR/.lock``, an exclusive non-blocking `fcntl.flock`) for the
-    block. The dir is created if needed (`create`), else a missing one is an EbtkError ``run dir not found``
-    (commands that read a run: evaluate, export). Yields the lock file's path.
+    """Hold the run dir's writer lock for the block, so that two processes never write one run dir.
 
-    Raises EbtkError ``RUN_DIR is in use by process PID`` when another live process holds it. The kernel
-    drops a lock with its process, so a lock file left by a killed process (kill -9) is free: it is taken
-    over with a warning naming the dead PID. The lock file is removed on release; re-entering from the
-    process that holds it is allowed (nested commands, DDP rank 0).
+    The lock is an exclusive non-blocking `fcntl.flock` on ``RUN_DIR/.lock``, which holds the holder's PID.
+    The kernel drops a lock with its process, so a lock file left by a killed process (kill -9) is free: it
+    is taken over with a warning naming the dead PID. The lock file is removed on release; re-entering from
+    the process that holds it is allowed (nested commands, DDP rank 0).
+
+    Args:
+        run_dir: the run dir to lock.
+        create: make the run dir if it is missing (training); False for commands that read a run
+            (evaluate, export), where a missing one is an error.
+
+    Yields:
+        The lock file's path, ``RUN_DIR/.lock``.
+
+    Raises:
+        EbtkError: ``RUN_DIR is in use by process PID`` when another live process holds the lock;
+            ``run dir not found`` when `create` is False and it is missing; or the run dir or lock file
+            cannot be created or locked (the message names the path).
     """
     import fcntl
 

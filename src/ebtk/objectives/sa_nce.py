@@ -39,6 +39,18 @@ from ebtk.registry import register
 
 @dataclass
 class SANCEConfig:
+    """Options of `sa-nce`.
+
+    Attributes:
+        interval: K, refresh the snapshot θ̄ ← θ every K optimiser steps (≥ 1); None (``never`` in a config)
+            keeps the first snapshot, K = ∞ (plain NCE against the initial model); 1 is ≈ maximum likelihood.
+        c: ``learned`` (an nn.Parameter, reset to 0 at each refresh) or ``estimated`` (the importance
+            estimate log mean exp(−E_θ(y) + E_θ̄(y)) over the batch's noise samples).
+        nu: ν, noise samples per data sample (≥ 1).
+        alpha: weight α of the energy-magnitude regulariser α·(mean E⁺² + mean E⁻²) (≥ 0).
+        hyp_noise: refiner batches: std of the noise added to the hypothesis where chains start (≥ 0).
+    """
+
     interval: int | None = 100  # K: refresh the snapshot every K steps; None/"never" = K = ∞; 1 ≈ ML
     c: str = "learned"  # learned (parameter reset to 0 at refresh) | estimated (importance estimate)
     nu: int = 1  # noise samples per data sample
@@ -46,6 +58,11 @@ class SANCEConfig:
     hyp_noise: float = 0.1  # refiner batches: std of the noise added to the hypothesis where chains start
 
     def validate(self) -> None:
+        """Check the options (`ebtk.objective` and config parsing call this).
+
+        Raises:
+            EbtkError: a value out of range; the message names the key.
+        """
         if self.interval is not None and self.interval < 1:
             raise EbtkError(f"objective.interval must be ≥ 1, or 'never' for K = ∞, got {self.interval}")
         if self.c not in ("learned", "estimated"):
@@ -58,7 +75,17 @@ class SANCEConfig:
 
 @register("objective", "sa-nce")
 class SANCE(Objective):
-    """SA-NCE. `setup(model)` takes the first snapshot; `after_step` refreshes at multiples of K."""
+    """Self-adapting NCE: NCE against a frozen snapshot θ̄ of the model, refreshed every K steps.
+
+    `setup(model)` (or the first call) takes the first snapshot; `after_step` refreshes it at multiples of
+    K. The snapshot is checkpointed with the objective (``snapshot.*`` keys) but is not in ``parameters()``.
+
+    Attributes:
+        c: the log-normaliser offset (an nn.Parameter, trained only with ``c=learned``).
+        snapshot: the frozen copy θ̄ (`frozen_copy`), or None before the first snapshot.
+        refreshes: how many times the snapshot was refreshed (an integer buffer, checkpointed).
+        chains: the Langevin chains that draw the noise samples from the snapshot.
+    """
 
     name: ClassVar[str] = "sa-nce"
     Config: ClassVar[type] = SANCEConfig
@@ -75,7 +102,14 @@ class SANCE(Objective):
 
     # -- snapshot ---------------------------------------------------------------------------------
     def setup(self, model: nn.Module) -> None:
-        """Take the first snapshot θ̄ = θ (or, after `load_state_dict` into a fresh objective, the loaded one)."""
+        """Take the first snapshot θ̄ = θ (or, after `load_state_dict` into a fresh objective, the loaded one).
+
+        Args:
+            model: the energy model being trained (DDP- or compile-wrapped models are unwrapped).
+
+        Raises:
+            EbtkError: `model` is a score network, or a loaded snapshot does not fit its architecture.
+        """
         self.check_model(model)
         self.snapshot = frozen_copy(unwrap(model))  # a submodule of buffers: checkpointed, never optimised
         if self._pending_snapshot is not None:
@@ -86,7 +120,13 @@ class SANCE(Objective):
             self._pending_snapshot = None
 
     def refresh(self, model: nn.Module) -> None:
-        """θ̄ ← θ and (learned c) c ← 0, so that G ≡ 0 right after."""
+        """Copy the model into the snapshot, θ̄ ← θ, and (learned c) reset c ← 0, so that G ≡ 0 right after.
+
+        Takes the first snapshot (`setup`) when there is none yet; counts the refresh in ``refreshes``.
+
+        Args:
+            model: the energy model being trained.
+        """
         if self.snapshot is None:
             self.setup(model)
         with torch.no_grad():  # by name: the snapshot lists its (former) parameters after its buffers
@@ -105,12 +145,34 @@ class SANCE(Objective):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def on_step(self, model: nn.Module, step: int) -> None:
+        """Refresh the snapshot when `step` is a multiple of K (never with ``interval=None``).
+
+        Args:
+            model: the energy model being trained.
+            step: the 1-based count of optimiser steps (resolved by `after_step`).
+        """
         if self.cfg.interval is not None and step % self.cfg.interval == 0:
             self.refresh(model)
 
     # -- loss -------------------------------------------------------------------------------------
     def forward(self, model: nn.Module, batch: Batch, negatives: torch.Tensor | None = None) -> LossOutput:
-        """`negatives` (ν·B, *shape) overrides the Langevin chains (tests inject exact snapshot samples)."""
+        """The SA-NCE loss of one batch: NCE with logit G(u) = −E_θ(u) + E_θ̄(u) − c − log ν.
+
+        Takes the first snapshot on the first call when `setup` was not called (library use).
+
+        Args:
+            model: an energy model.
+            batch: the `Batch`; x (B, *shape) are the data points.
+            negatives: (ν·B, *shape) noise samples to use instead of drawing them from the snapshot by
+                Langevin (tests inject exact snapshot samples).
+
+        Returns:
+            `LossOutput`; metrics include the classification accuracy, c and the mean energies of data
+            (``e_pos``) and noise (``e_neg``), plus ``reg`` when α > 0; negatives are the noise samples.
+
+        Raises:
+            EbtkError: `model` is a score network, or persistent chains are used on refiner batches.
+        """
         self.check_model(model)
         if self.snapshot is None:  # library use: the first call takes the first snapshot
             self.setup(model)
@@ -139,8 +201,17 @@ class SANCE(Objective):
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of `model` whose parameters are buffers (same state-dict keys): it computes like
-    `model`, is moved and checkpointed with its owner, and never shows up in ``parameters()``."""
+    """A deep copy of `model` whose parameters are buffers, with the same state-dict keys.
+
+    It computes like `model`, is moved and checkpointed with its owner, and never shows up in
+    ``parameters()``, so an optimiser built before the snapshot exists still saves and loads.
+
+    Args:
+        model: the module to copy (not changed).
+
+    Returns:
+        The frozen copy.
+    """
     snap = copy.deepcopy(model)
     for mod in snap.modules():
         for name, p in list(mod._parameters.items()):

@@ -44,7 +44,23 @@ def load(path: str | Path | None = None, device: Any = "cpu") -> Synthesizer:
 
 
 def load_refiner(path: str | Path, device: Any = "cpu") -> MelRefiner:
-    """A refiner for given log-mels from a bundle file or a refiner run dir; ebtk.tts.refine_mels.load_refiner."""
+    """Load a refiner for log-mels you already have (another TTS model's output, say).
+
+    `load_refiner(path).refine(mel)` takes a (80, T) log-mel in HiFi-GAN's convention (numpy or torch) and
+    returns the refined (80, T) mel; `.vocode(mel)` speaks it. See `ebtk.tts.refine_mels.MelRefiner`.
+
+    Args:
+        path: a bundle file (`ebtk export` of a refiner run) or a tts refiner run dir, whose refiner
+            conditions on the hypothesis only (``model.text_cond=false``).
+        device: where the refiner and the vocoder run ("cpu", "cuda", a ``torch.device``).
+
+    Returns:
+        A `MelRefiner` (ebtk.tts.refine_mels.MelRefiner).
+
+    Raises:
+        EbtkError: the file is missing, corrupt or not an ebtk bundle; the run dir is not a tts refiner
+            run; the bundle has no refiner, or a text-conditioned one.
+    """
     from ebtk.tts.refine_mels import load_refiner as _load
 
     return _load(path, device)

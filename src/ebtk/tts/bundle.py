@@ -52,9 +52,13 @@ from ebtk.tts.runs import acoustic_run, check_acoustic_run, read_frontend_state,
 from ebtk.tts.segment import Piece, split_text
 
 FORMAT = "ebtk-tts-bundle"
+"""The ``format`` value every bundle carries, which tells a bundle from a training checkpoint."""
 VERSION = 1
+"""The bundle ``version`` this ebtk writes and reads."""
 REFINER_ONLY = "refiner-only"
+"""The ``kind`` of a bundle that refines given mels and cannot speak text (no front-end, no acoustic model)."""
 SHIPPED_MODEL = "data/tts_model.pt"  # inside the ebtk package: the default model of `ebtk synthesize`
+"""The shipped model's path inside the ebtk package (`shipped_model_path`)."""
 PIECE_CHUNK_FRAMES = 512
 """Vocoder chunk of file synthesis: a sentence is one chunk (no context overhead), a longer piece a few."""
 FADE_SECONDS = 0.01
@@ -68,8 +72,20 @@ def _acoustic_config(config: dict[str, Any]) -> AcousticConfig:
 
 
 def acoustic_section(run_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
-    """The text → mel model of an acoustic or fm run dir (its latest checkpoint, or `checkpoint`), with its
-    front-end, as a bundle's ``acoustic`` section (plus ``frontend``, popped by `bundle_from_run`)."""
+    """The text → mel model of an acoustic or fm run dir, with its front-end, as a bundle's ``acoustic`` section.
+
+    Args:
+        run_dir: an acoustic or fm run dir.
+        checkpoint: one of the run's snapshots instead of its latest checkpoint.
+
+    Returns:
+        The section: ``class``, ``config``, ``n_symbols``, ``fm``, ``state`` (CPU tensors), plus ``frontend``
+        (the front-end's state) and ``steps`` (trained steps), which `bundle_from_run` pops.
+
+    Raises:
+        EbtkError: the run is a refiner run, its checkpoint is missing or unreadable, or the model's
+            symbol count does not match its ``frontend.json``.
+    """
     from ebtk.tts.text import TextFrontend
 
     config, state = read_run(run_dir, checkpoint)
@@ -91,7 +107,17 @@ def acoustic_section(run_dir: str | Path, checkpoint: str | Path | None = None) 
 
 
 def build_acoustic(section: dict[str, Any]) -> AcousticModel:
-    """The model of a bundle's ``acoustic`` section, weights loaded, in eval mode."""
+    """The model of a bundle's ``acoustic`` section, weights loaded, in eval mode.
+
+    Args:
+        section: a bundle's ``acoustic`` section (`acoustic_section`).
+
+    Returns:
+        An `AcousticModel`, or a `FlowMatchingTTS` for ``class`` "fm", on the CPU.
+
+    Raises:
+        EbtkError: the config is invalid or the weights do not fit it.
+    """
     cfg = from_dict(AcousticConfig, section["config"], "acoustic")
     if section["class"] == "fm":
         from ebtk.tts.flow_matching import FlowMatchingTTS
@@ -106,7 +132,17 @@ def build_acoustic(section: dict[str, Any]) -> AcousticModel:
 
 
 def build_refiner(section: dict[str, Any]) -> nn.Module:
-    """The refiner of a bundle's ``refiner`` section, weights loaded, in eval mode."""
+    """The refiner of a bundle's ``refiner`` section, weights loaded, in eval mode.
+
+    Args:
+        section: a bundle's ``refiner`` section (`refiner_section`).
+
+    Returns:
+        The score or energy refiner network, on the CPU.
+
+    Raises:
+        EbtkError: the weights do not fit the section's settings.
+    """
     from ebtk.tts.refiner import build_refiner as build
 
     model = build(section["kind"], channels=section["channels"], mults=tuple(section["mults"]),
@@ -127,9 +163,23 @@ def _mel_stats(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, fl
 
 
 def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
-    """The bundle dict of a tts run dir (acoustic, fm or refiner; a refiner's acoustic run is read through
-    its `acoustic.checkpoint`, absolute or relative to the refiner's run dir). `checkpoint`: one of the
-    run's snapshots (`train.keep_every`) instead of its latest checkpoint, for a learning curve."""
+    """The bundle dict of a tts run dir: acoustic, fm, refiner or refiner-only (`hypotheses.dir`).
+
+    A run dir is read into the same dict a bundle file holds, so both give the same audio. A refiner's
+    acoustic run is read through its `acoustic.checkpoint` (absolute, or relative to the refiner's run dir).
+
+    Args:
+        run_dir: a tts run dir.
+        checkpoint: one of the run's snapshots (`train.keep_every`) instead of its latest checkpoint, for a
+            learning curve.
+
+    Returns:
+        The bundle dict (the module docstring lists its keys).
+
+    Raises:
+        EbtkError: the run dir is not a readable tts run, or a refiner run's acoustic run is not set or
+            is gone (the hint says to export where both run dirs exist).
+    """
     import ebtk
 
     run_dir = Path(run_dir)
@@ -170,7 +220,16 @@ def bundle_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -
 
 
 def refiner_section(config: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
-    """A bundle's ``refiner`` section from a refiner run's config and checkpoint state."""
+    """A bundle's ``refiner`` section from a refiner run's config and checkpoint state.
+
+    Args:
+        config: the run's config dict.
+        state: the run's checkpoint dict (its ``model`` state dict is used).
+
+    Returns:
+        ``kind``, ``channels``, ``mults``, ``text_cond``, ``state`` (CPU tensors) and ``mel`` (the
+        normalisation ``mean`` and ``std`` the refiner was trained with).
+    """
     m = from_dict(TTSModel, config.get("model", {}), "model")
     model_state = {k: v.cpu() for k, v in state["model"].items()}
     return {"kind": m.kind, "channels": m.channels, "mults": list(m.mults), "text_cond": m.text_cond,
@@ -178,8 +237,19 @@ def refiner_section(config: dict[str, Any], state: dict[str, Any]) -> dict[str, 
 
 
 def refiner_only_bundle(config: dict[str, Any], state: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-    """The "refiner-only" bundle of a refiner run on external mels (`hypotheses.dir`): no acoustic model and
-    no front-end; the mel settings its inputs must follow and the refinement defaults."""
+    """The "refiner-only" bundle of a refiner run on external mels (`hypotheses.dir`).
+
+    It has no acoustic model and no front-end (it refines given mels and cannot speak text), but keeps the
+    mel settings its inputs must follow and the refinement defaults.
+
+    Args:
+        config: the run's config dict.
+        state: the run's checkpoint dict.
+        source: the ``source`` record (updated in place with ``hypotheses_dir``).
+
+    Returns:
+        The bundle dict, ``kind`` = `REFINER_ONLY`.
+    """
     refine = from_dict(TTSRefine, config.get("refine", {}), "refine")
     refiner = refiner_section(config, state)
     source.update(hypotheses_dir=str(config["hypotheses"]["dir"]))
@@ -191,7 +261,18 @@ def refiner_only_bundle(config: dict[str, Any], state: dict[str, Any], source: d
 
 
 def write_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
-    """Write `bundle` atomically (ebtk.io) to `path`."""
+    """Write `bundle` atomically (`ebtk.io.atomic_write`) to `path` with ``torch.save``.
+
+    Args:
+        bundle: a bundle dict (`bundle_from_run`, `read_bundle`).
+        path: the file to write.
+
+    Returns:
+        `path`.
+
+    Raises:
+        EbtkError: `path` is a directory, or writing fails (the message names the path).
+    """
     path = Path(path)
     if path.is_dir():
         raise EbtkError(f"{path} is a directory; give a file name for the bundle, e.g. {path / 'model.pt'}")
@@ -200,12 +281,36 @@ def write_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
 
 
 def export(run_dir: str | Path, path: str | Path) -> Path:
-    """`ebtk export RUN_DIR FILE`: the run's inference bundle, one `weights_only`-loadable file."""
+    """`ebtk export RUN_DIR FILE`: write the run's inference bundle, one `weights_only`-loadable file.
+
+    The bundle needs neither the run dirs nor the trainer to synthesize, so it can be shipped alone.
+
+    Args:
+        run_dir: a tts run dir (acoustic, fm or refiner).
+        path: the bundle file to write.
+
+    Returns:
+        `path`.
+
+    Raises:
+        EbtkError: as `bundle_from_run` and `write_bundle`.
+    """
     return write_bundle(bundle_from_run(run_dir), path)
 
 
 def read_bundle(path: str | Path) -> dict[str, Any]:
-    """A bundle file's dict; anything else is an EbtkError that says what to give instead."""
+    """Read a bundle file into its dict.
+
+    Args:
+        path: a bundle file from `ebtk export`.
+
+    Returns:
+        The bundle dict.
+
+    Raises:
+        EbtkError: the file is missing, corrupt, not an ebtk tts bundle (a training checkpoint gets a hint
+            to give its run dir or export it first) or of another bundle version.
+    """
     path = Path(path)
     if not path.is_file():
         raise EbtkError(f"model not found: {path} (give a bundle file from `ebtk export` or a tts run dir)")
@@ -221,10 +326,31 @@ def read_bundle(path: str | Path) -> dict[str, Any]:
 
 # -- synthesis ----------------------------------------------------------------------------------------
 class Synthesizer:
-    """text → phonemes → hypothesis mel → (refined mel) → HiFi-GAN → 22 050 Hz waveform, from a bundle.
+    """Text → phonemes → hypothesis mel → (refined mel) → HiFi-GAN → 22 050 Hz waveform, from a bundle.
 
     `steps` / `step_size` / `length_scale` default to the bundle's refinement defaults; for fm bundles
     `steps` is the number of Euler steps. Synthesis is deterministic (FM's noise comes from `seed`).
+    Build one with `ebtk.tts.load`.
+
+    Args:
+        bundle: a bundle dict (`read_bundle`, `bundle_from_run`) of kind acoustic, fm or refiner.
+        device: where the models run ("cpu", "cuda", a ``torch.device``).
+
+    Attributes:
+        bundle: the bundle dict it was built from (`save` writes it).
+        device: the ``torch.device`` the models run on.
+        kind: the bundle's kind: "acoustic", "fm" or "refiner".
+        frontend: the text front-end (text → symbol ids).
+        acoustic: the text → mel model, in eval mode.
+        refiner: the refiner network, in eval mode, or None (acoustic and fm bundles).
+        text_cond: whether the refiner also conditions on the acoustic model's text encoding.
+        steps: the default refinement steps (fm: Euler steps).
+        step_size: the default refinement step size η.
+        length_scale: the default duration multiplier.
+
+    Raises:
+        EbtkError: the bundle is refiner-only (it cannot speak text; use `ebtk.tts.load_refiner`), or its
+            weights do not fit its config.
     """
 
     def __init__(self, bundle: dict[str, Any], device: str | torch.device = "cpu"):
@@ -256,7 +382,16 @@ class Synthesizer:
 
     def settings(self, steps: int | None = None, step_size: float | None = None,
                  length_scale: float | None = None) -> tuple[int, float, float]:
-        """The effective (steps, step size, length scale) of a call: the arguments, else the defaults."""
+        """The effective (steps, step size, length scale) of a call: the arguments, else the defaults.
+
+        An acoustic bundle (no refiner) always gets 0 steps.
+
+        Returns:
+            ``(steps, step_size, length_scale)``.
+
+        Raises:
+            EbtkError: steps < 0 (< 1 for fm), or a step size or length scale that is not > 0.
+        """
         k = self.steps if steps is None else int(steps)
         eta = self.step_size if step_size is None else float(step_size)
         ls = self.length_scale if length_scale is None else float(length_scale)
@@ -268,14 +403,28 @@ class Synthesizer:
         return k, eta, ls
 
     def phonemes(self, text: str) -> torch.Tensor:
-        """(1, N) symbol ids of `text`."""
+        """The symbol ids of `text`, shape (1, N), on this synthesizer's device.
+
+        Raises:
+            EbtkError: `text` is empty or not a string, or has no known symbols.
+        """
         if not isinstance(text, str) or not text.strip():
             raise EbtkError("the text is empty; hint: give a sentence to speak")
         return torch.tensor([self.frontend.encode(text)], dtype=torch.long, device=self.device)
 
     def encode_lines(self, texts: Sequence[str]) -> tuple[list[list[int] | None], dict[int, str]]:
-        """Symbol ids of each text (one phonemizer call when all are good) and {index: why} for those that
-        cannot be spoken (empty, or no known symbols), whose ids are None."""
+        """The symbol ids of each text, and why the ones that cannot be spoken cannot.
+
+        One phonemizer call when all texts are good; otherwise the texts are encoded one at a time to find
+        the bad ones, so one bad line does not stop a batch.
+
+        Args:
+            texts: the texts.
+
+        Returns:
+            ``(ids, errors)``: a list of symbol id lists (None for a text that cannot be spoken) and
+            {index: why} for those (empty, or no known symbols), sorted by index.
+        """
         ids: list[list[int] | None] = [None] * len(texts)
         errors = {i: "empty line" for i, t in enumerate(texts) if not t.strip()}
         todo = [i for i in range(len(texts)) if i not in errors]
@@ -292,7 +441,14 @@ class Synthesizer:
 
     @contextlib.contextmanager
     def seeded(self, seed: int) -> Iterator[None]:
-        """A block whose random draws (FM's noise) come from `seed`, leaving the global RNG as it was."""
+        """A block whose random draws (FM's noise) come from `seed`, leaving the global RNG as it was.
+
+        Args:
+            seed: the seed of the block's draws.
+
+        Yields:
+            None; the global (and this device's CUDA) RNG state is restored on exit.
+        """
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
             yield
@@ -317,16 +473,47 @@ class Synthesizer:
 
     def mels(self, phonemes: torch.Tensor, steps: int | None = None, step_size: float | None = None,
              length_scale: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hypothesis, final mel), each (B, 80, T), of phoneme ids (B, N). For fm both are the FM output;
-        for an acoustic bundle both are the hypothesis."""
+        """The hypothesis and final log-mels of a batch of phoneme ids.
+
+        For fm both are the FM output; for an acoustic bundle both are the hypothesis.
+
+        Args:
+            phonemes: symbol ids (B, N), e.g. from `phonemes`.
+            steps: refinement steps (fm: Euler steps); None = the bundle's default.
+            step_size: refinement step size η; None = the bundle's default.
+            length_scale: duration multiplier (> 1 speaks slower); None = the bundle's default.
+            seed: the seed of FM's noise.
+
+        Returns:
+            ``(hypothesis, final mel)``, each (B, 80, T).
+
+        Raises:
+            EbtkError: bad settings (`settings`).
+        """
         hyp, mel, _ = self._mels(phonemes, None, *self.settings(steps, step_size, length_scale), seed)
         return hyp, mel
 
     def mels_batch(self, ids: Sequence[Sequence[int]], steps: int | None = None, step_size: float | None = None,
                    length_scale: float | None = None, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """[(hypothesis, final mel), each (80, F_b)] of symbol id lists, through the acoustic model and the
-        refiner as one right-padded batch (the refiner's mask keeps padded frames fixed); each equals what
-        `mels` gives for that text alone up to float rounding (fm: up to its noise, drawn for the batch)."""
+        """The hypothesis and final log-mels of several symbol id lists, computed as one padded batch.
+
+        The ids go through the acoustic model and the refiner as one right-padded batch (the refiner's mask
+        keeps padded frames fixed); each result equals what `mels` gives for that text alone up to float
+        rounding (fm: up to its noise, drawn for the batch).
+
+        Args:
+            ids: symbol id lists (e.g. from `encode_lines`).
+            steps: as in `mels`.
+            step_size: as in `mels`.
+            length_scale: as in `mels`.
+            seed: as in `mels`.
+
+        Returns:
+            ``[(hypothesis, final mel)]``, each (80, F_b) with F_b the frames of item b; [] for no ids.
+
+        Raises:
+            EbtkError: bad settings (`settings`).
+        """
         if not ids:
             return []
         k, eta, ls = self.settings(steps, step_size, length_scale)
@@ -339,21 +526,47 @@ class Synthesizer:
         return [(hyp[b, :, :f], mel[b, :, :f]) for b, f in enumerate(frames)]
 
     def to_audio(self, wav: torch.Tensor) -> np.ndarray:
-        """A vocoded waveform as float32 numpy on the CPU; non-finite audio is an EbtkError with a hint."""
+        """A vocoded waveform as float32 numpy on the CPU.
+
+        Raises:
+            EbtkError: the audio is not finite (the hint: fewer steps or a smaller step size).
+        """
         if not torch.isfinite(wav).all():
             raise EbtkError("synthesis produced non-finite audio; hint: fewer steps or a smaller step size")
         return wav.detach().to("cpu", torch.float32).numpy()
 
     def synthesize(self, text: str, steps: int | None = None, step_size: float | None = None,
                    length_scale: float | None = None) -> np.ndarray:
-        """The waveform of `text`: float32 in [-1, 1] at 22 050 Hz, shape (samples,). A long text is spoken
-        piece by piece (see `stream`); raises EbtkError for an empty text or one with no known symbols."""
+        """Speak `text`: its waveform, float32 in [-1, 1] at 22 050 Hz.
+
+        A long text is spoken piece by piece (see `stream`), so memory depends on the longest piece.
+
+        Args:
+            text: the text to speak.
+            steps: as in `mels`.
+            step_size: as in `mels`.
+            length_scale: as in `mels`.
+
+        Returns:
+            The waveform, shape (samples,).
+
+        Raises:
+            EbtkError: the text is empty or has no known symbols, bad settings, or non-finite output.
+        """
         return np.concatenate(list(self.stream(text, PIECE_CHUNK_FRAMES, first_chunk_frames=PIECE_CHUNK_FRAMES,
                                                steps=steps, step_size=step_size, length_scale=length_scale)))
 
     def encode_pieces(self, text: str) -> list[tuple[Piece, list[int]]]:
-        """`text` split into pieces (`ebtk.tts.segment.split_text`) with their symbol ids; pieces without a
-        known symbol are dropped with a warning. Raises EbtkError when the text is empty or none is left."""
+        """Split `text` into pieces (`ebtk.tts.segment.split_text`) and encode each.
+
+        Pieces without a known symbol are dropped with a warning, so one odd piece does not stop a long text.
+
+        Returns:
+            ``[(piece, symbol ids)]`` in reading order.
+
+        Raises:
+            EbtkError: the text is empty, or no piece has a known symbol.
+        """
         import warnings
 
         pieces = split_text(text)
@@ -366,9 +579,24 @@ class Synthesizer:
 
     def piece_audio(self, mel: torch.Tensor, fade_in: bool, fade_out: bool, chunk_frames: int = PIECE_CHUNK_FRAMES,
                     context_frames: int | None = None, first_chunk_frames: int | None = None) -> Iterator[np.ndarray]:
-        """Audio blocks (float32 numpy) of one piece's mel (80, F), vocoded over overlapping chunks
-        (`Vocoder.stream`), with a `FADE_SECONDS` raised-cosine fade in and/or out at the piece's joins.
-        Raises EbtkError when the mel or the audio is not finite."""
+        """Vocode one piece's log-mel over overlapping chunks (`Vocoder.stream`), faded at its joins.
+
+        The `FADE_SECONDS` raised-cosine fades keep the joins between pieces from clicking.
+
+        Args:
+            mel: the piece's log-mel (80, F).
+            fade_in: fade in the first block (the piece follows another).
+            fade_out: fade out the last block (another piece follows).
+            chunk_frames: the longest vocoder chunk, in mel frames.
+            context_frames: mel frames of context on each side of a chunk; None = `CONTEXT_FRAMES`.
+            first_chunk_frames: the first chunk's frames; None = `chunk_frames`.
+
+        Yields:
+            Audio blocks, float32 numpy at 22 050 Hz.
+
+        Raises:
+            EbtkError: the mel or the audio is not finite.
+        """
         from ebtk.tts.audio import SAMPLE_RATE
         from ebtk.tts.vocoder import CONTEXT_FRAMES
 
@@ -397,8 +625,23 @@ class Synthesizer:
                          hypothesis: bool = False) -> list[np.ndarray] | list[tuple[np.ndarray, np.ndarray]]:
         """The waveforms of `texts` (as `synthesize` gives them, up to float rounding), computed as one batch.
 
-        An empty text or one without known symbols is an EbtkError naming its index. With `hypothesis`
-        each item is (refined, hypothesis) waveforms."""
+        Meant for many short texts; the texts are not split into pieces.
+
+        Args:
+            texts: the texts to speak.
+            steps: as in `mels`.
+            step_size: as in `mels`.
+            length_scale: as in `mels`.
+            hypothesis: also return each text's unrefined (hypothesis) waveform.
+
+        Returns:
+            One float32 waveform (samples,) at 22 050 Hz per text, or with `hypothesis` one
+            ``(refined, hypothesis)`` pair per text.
+
+        Raises:
+            EbtkError: an empty text or one without known symbols (the message names its index), bad
+                settings, or non-finite audio.
+        """
         ids, errors = self.encode_lines(list(texts))
         if errors:
             i, why = next(iter(errors.items()))
@@ -421,7 +664,23 @@ class Synthesizer:
         `chunk_frames`, each with `context_frames` of context on each side, default `CONTEXT_FRAMES` = 16,
         above HiFi-GAN's reach of 13). Pieces are joined by their pause (silence), faded at the joins, so
         memory does not grow with the text. The joined chunks equal `synthesize(text)` up to float rounding.
-        Raises EbtkError (on this call) for an empty text or one with no known symbols."""
+
+        Args:
+            text: the text to speak.
+            chunk_frames: the longest vocoder chunk, in mel frames.
+            context_frames: mel frames of context on each side of a chunk; None = `CONTEXT_FRAMES`.
+            first_chunk_frames: the first chunk's frames (small: the first audio comes soon).
+            steps: as in `mels`.
+            step_size: as in `mels`.
+            length_scale: as in `mels`.
+
+        Returns:
+            An iterator of float32 numpy audio chunks; concatenated, they are the waveform.
+
+        Raises:
+            EbtkError: on this call (not on iteration), for an empty text, one with no known symbols, or
+                bad settings; a non-finite mel or audio is raised while iterating.
+        """
         k, eta, ls = self.settings(steps, step_size, length_scale)
         pieces = self.encode_pieces(text)
         return self._stream_pieces(pieces, k, eta, ls, chunk_frames, context_frames, first_chunk_frames)
@@ -439,12 +698,23 @@ class Synthesizer:
                 yield np.zeros(int(round(piece.pause * SAMPLE_RATE)), np.float32)
 
     def save(self, path: str | Path) -> Path:
-        """Write this synthesizer's bundle (e.g. to ship a model loaded from a run dir)."""
+        """Write this synthesizer's bundle to `path` (e.g. to ship a model loaded from a run dir).
+
+        Returns:
+            `path`.
+
+        Raises:
+            EbtkError: as `write_bundle`.
+        """
         return write_bundle(self.bundle, path)
 
 
 def shipped_model_path() -> Path | None:
-    """The model shipped as package data (`ebtk/data/tts_model.pt`), or None when this install has none."""
+    """The path of the model shipped as package data (`ebtk/data/tts_model.pt`).
+
+    Returns:
+        The file's path, or None when this install ships none.
+    """
     try:
         p = resources.files("ebtk").joinpath(SHIPPED_MODEL)
     except (ModuleNotFoundError, TypeError):
@@ -453,8 +723,22 @@ def shipped_model_path() -> Path | None:
 
 
 def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Synthesizer:
-    """A `Synthesizer` from a bundle file or a tts run dir (read into the same bundle dict); without a path,
-    the shipped model (`shipped_model_path`), and an EbtkError saying what to give when there is none."""
+    """A `Synthesizer` from a bundle file, a tts run dir or, without a path, the shipped model.
+
+    A run dir is read into the same bundle dict a file holds (`bundle_from_run`), so both give the same audio.
+    `ebtk.tts.load` is the public entry point to this.
+
+    Args:
+        path: a bundle file or a tts run dir; None = the shipped model (`shipped_model_path`).
+        device: where the models run ("cpu", "cuda", a ``torch.device``).
+
+    Returns:
+        The `Synthesizer`.
+
+    Raises:
+        EbtkError: no path is given and this install ships no model (the message says what to give), or
+            as `read_bundle`, `bundle_from_run` and `Synthesizer`.
+    """
     if path is None:
         path = shipped_model_path()
         if path is None:

@@ -50,24 +50,46 @@ from ebtk.errors import EbtkError
 from ebtk.tts.audio import LOG_FLOOR, N_MELS, WIN
 
 SPREAD_MIN = 1.3
+"""Smallest accepted `band_spread`: below it a mel is taken for log10 or mean/std-normalised."""
 SPREAD_MAX = 3.2
+"""Largest accepted `band_spread`: above it a mel is taken for a power (not magnitude) mel."""
 CEILING = 10.0
+"""Largest accepted value: decibel and linear mels go far above, ebtk's and rough models' log-mels do not."""
 MIN_CEILING = -5.0
+"""Largest accepted minimum: a natural-log mel of speech always has quieter bins than this."""
 
 
 def max_log_mel() -> float:
-    """The largest value ebtk's log-mel can take for a waveform in [−1, 1]: ln(max_b Σ_f basis[b, f] · Σ_n w[n])
-    (|STFT| ≤ Σ hann window = WIN / 2 at every bin)."""
+    """The largest value ebtk's log-mel can take for a waveform in [−1, 1], about 3.2.
+
+    It is ln(max_b Σ_f basis[b, f] · Σ_n w[n]), since |STFT| ≤ Σ hann window = WIN / 2 at every bin; the
+    messages of `check_mel` quote it to show how far a refused mel is from ebtk's range.
+
+    Returns:
+        The bound, in natural-log units.
+    """
     from ebtk.tts.audio import mel_basis
 
     return float(math.log(float(mel_basis().sum(1).max()) * WIN / 2))
 
 
 def check_mel(mel: Any, source: str | Path) -> np.ndarray:
-    """`mel` as float32 (80, T) if it looks like an ebtk log-mel, else an EbtkError naming `source`.
+    """Check that `mel` looks like an ebtk log-mel, so a refiner never silently refines a foreign convention.
 
-    The rules (shape, dtype, finiteness, floor, ceiling, quiet bins, band spread) are this module's docstring's. Raises
-    EbtkError with a hint on what the array looks like instead."""
+    The rules (shape, dtype, finiteness, floor, ceiling, quiet bins, band spread) are those of this module's
+    docstring; they catch what the numbers alone can tell apart, not every convention mismatch.
+
+    Args:
+        mel: an array-like log-mel, expected (80, T) floating point.
+        source: what to name in the message (a file path, or e.g. "the mel").
+
+    Returns:
+        `mel` as a float32 numpy array (80, T) (not copied when it already is one).
+
+    Raises:
+        EbtkError: the array breaks a rule; the message names `source` and says what the array looks like
+            instead (e.g. (T, 80): transpose it; decibels; log10; a power mel).
+    """
     a = np.asarray(mel)
     if a.dtype.kind != "f":
         raise EbtkError(f"{source}: a {a.dtype} array; a log-mel is floating point (80, T)")
@@ -103,15 +125,36 @@ def check_mel(mel: Any, source: str | Path) -> np.ndarray:
 
 
 def band_spread(mel: np.ndarray) -> float:
-    """The median over the loudest fifth of the frames (by mean level, at least one frame) of the standard
-    deviation over bands: a measure of the log base that does not depend on gain or silence. shape: (80, T)."""
+    """A measure of a log-mel's log base that does not depend on the audio's gain or share of silence.
+
+    It is the median, over the loudest fifth of the frames (by mean level, at least one frame), of the
+    standard deviation over bands. ebtk speech mels measure 2.0–2.4; `check_mel` refuses values outside
+    [`SPREAD_MIN`, `SPREAD_MAX`].
+
+    Args:
+        mel: a log-mel (80, T).
+
+    Returns:
+        The spread.
+    """
     level = mel.mean(0)
     loud = mel[:, level >= np.quantile(level, 0.8)]
     return float(np.median(loud.std(0)))
 
 
 def read_mel(path: str | Path) -> np.ndarray:
-    """A checked (80, T) float32 log-mel from a `.npy` file (`check_mel`); EbtkError naming the file else."""
+    """Read a `.npy` file holding one log-mel and check it (`check_mel`).
+
+    Args:
+        path: the `.npy` file (loaded without pickles).
+
+    Returns:
+        The log-mel, float32 numpy (80, T).
+
+    Raises:
+        EbtkError: the file is missing, cannot be read as a .npy array, or fails `check_mel`; the message
+            names the file.
+    """
     p = Path(path)
     if not p.is_file():
         raise EbtkError(f"mel file not found: {p}")
@@ -124,9 +167,18 @@ def read_mel(path: str | Path) -> np.ndarray:
 
 
 def dtw_path(hyp: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """The optimal DTW path (P, 2) of (reference frame, hypothesis frame) pairs, in time order, between
-    hyp (80, T_h) and ref (80, T_r): Euclidean frame distance, librosa's default step pattern
-    (steps (1, 1), (0, 1), (1, 0) of weight 1), whole sequences (first frames to last frames)."""
+    """The optimal DTW path between a hypothesis and a reference log-mel, in time order.
+
+    Euclidean frame distance, librosa's default step pattern (steps (1, 1), (0, 1), (1, 0) of weight 1),
+    whole sequences (first frames to last frames).
+
+    Args:
+        hyp: the hypothesis log-mel (80, T_h).
+        ref: the reference log-mel (80, T_r).
+
+    Returns:
+        An integer array (P, 2) of (reference frame, hypothesis frame) pairs.
+    """
     import librosa
 
     _, wp = librosa.sequence.dtw(X=np.ascontiguousarray(ref, dtype=np.float64),
@@ -135,9 +187,19 @@ def dtw_path(hyp: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def dtw_align(hyp: np.ndarray | torch.Tensor, ref: np.ndarray | torch.Tensor) -> np.ndarray:
-    """hyp (80, T_h) warped onto the time axis of ref (80, T_r): (80, T_r) float32, where frame t is the mean of
-    the hypothesis frames the DTW path (`dtw_path`) matches with reference frame t. Equal lengths are
-    returned as they are (no warping: the frames are taken to be aligned already)."""
+    """Warp a hypothesis log-mel onto the time axis of its reference, so they can be compared frame by frame.
+
+    Frame t of the result is the mean of the hypothesis frames the DTW path (`dtw_path`) matches with
+    reference frame t. Equal lengths are returned as they are (no warping: the frames are taken to be
+    aligned already).
+
+    Args:
+        hyp: the hypothesis log-mel (80, T_h), numpy or torch.
+        ref: the reference log-mel (80, T_r), numpy or torch.
+
+    Returns:
+        The aligned hypothesis, float32 numpy (80, T_r).
+    """
     h = np.asarray(hyp, dtype=np.float32)
     r = np.asarray(ref, dtype=np.float32)
     if h.shape[1] == r.shape[1]:
@@ -151,12 +213,26 @@ def dtw_align(hyp: np.ndarray | torch.Tensor, ref: np.ndarray | torch.Tensor) ->
 
 
 def external_hypotheses(hyp_dir: str | Path, refs: dict[str, torch.Tensor], progress: bool = False) -> dict[str, Any]:
-    """The hypotheses `<hyp_dir>/<id>.npy` of the utterances `refs` ({id: reference log-mel (80, T)}), each
-    checked (`read_mel`) and aligned to its reference (`dtw_align` where the lengths differ).
+    """Read another model's hypotheses for a corpus, each checked and aligned to its reference.
 
-    Every file is checked before any is aligned, so a bad one stops the run before training starts. Returns
-    {"hyp": {id: (80, T_ref) fp16}, "n_aligned": how many needed DTW, "length_ratio": mean T_hyp / T_ref}.
-    Raises EbtkError naming the first missing or bad file."""
+    The hypotheses are `<hyp_dir>/<id>.npy`, one per utterance; each is checked (`read_mel`) and aligned to
+    its reference (`dtw_align` where the lengths differ). Every file is checked before any is aligned, so a
+    bad one stops the run before training starts. Hypotheses under half or over twice their reference's
+    length get a warning (are they of the right utterances?).
+
+    Args:
+        hyp_dir: the folder of `<utterance id>.npy` log-mels (`hypotheses.dir`).
+        refs: {utterance id: reference log-mel (80, T_ref)}.
+        progress: show progress bars.
+
+    Returns:
+        {"hyp": {id: (80, T_ref) fp16 tensor}, "n_aligned": how many needed DTW,
+        "length_ratio": mean T_hyp / T_ref}.
+
+    Raises:
+        EbtkError: `hyp_dir` is not a folder, or a hypothesis file is missing or bad; the message names
+            the first one.
+    """
     from tqdm.auto import tqdm
 
     d = Path(hyp_dir)

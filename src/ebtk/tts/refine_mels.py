@@ -21,9 +21,27 @@ from ebtk.tts.external import check_mel, read_mel
 
 
 class MelRefiner:
-    """`refine(mel)` → refined mel with a bundle's refiner; `vocode(mel)` → 22 050 Hz waveform (HiFi-GAN).
+    """A bundle's refiner applied to given log-mels: `refine(mel)` → refined mel, `vocode(mel)` → waveform.
 
-    `steps` / `step_size` default to the bundle's refinement defaults (the η the refiner was trained for)."""
+    `steps` / `step_size` default to the bundle's refinement defaults (the η the refiner was trained for).
+    Build one with `load_refiner` (or `ebtk.tts.load_refiner`).
+
+    Args:
+        bundle: a bundle dict with a refiner that conditions on the hypothesis only (a refiner-only bundle,
+            or a refiner bundle with ``text_cond`` false).
+        device: where the refiner and the vocoder run ("cpu", "cuda", a ``torch.device``).
+
+    Attributes:
+        bundle: the bundle dict it was built from.
+        device: the ``torch.device`` the refiner runs on.
+        model: the refiner network, in eval mode.
+        steps: the default refinement steps.
+        step_size: the default step size η.
+
+    Raises:
+        EbtkError: the bundle has no refiner, its refiner conditions on text (``model.text_cond=true``),
+            or its weights do not fit its settings.
+    """
 
     def __init__(self, bundle: dict[str, Any], device: str | torch.device = "cpu"):
         from ebtk.tts.bundle import build_refiner
@@ -43,7 +61,14 @@ class MelRefiner:
         self._vocoder = None
 
     def settings(self, steps: int | None = None, step_size: float | None = None) -> tuple[int, float]:
-        """The effective (steps, η) of a call: the arguments, else the bundle's defaults."""
+        """The effective (steps, η) of a call: the arguments, else the bundle's defaults.
+
+        Returns:
+            ``(steps, step_size)``.
+
+        Raises:
+            EbtkError: steps < 0 or a step size that is not > 0.
+        """
         k = self.steps if steps is None else int(steps)
         eta = self.step_size if step_size is None else float(step_size)
         if k < 0 or not eta > 0:
@@ -53,9 +78,22 @@ class MelRefiner:
     @torch.no_grad()
     def refine(self, mel: np.ndarray | torch.Tensor, steps: int | None = None,
                step_size: float | None = None) -> np.ndarray | torch.Tensor:
-        """The refined log-mel of `mel` (80, T), checked against ebtk's convention first; returns the same
-        type (numpy or torch) and shape, float32. Raises EbtkError for a mel in another convention or a
-        non-finite result."""
+        """Refine a log-mel with `steps` steps Y ← Y + η·s(Y | Ŷ) from Y = Ŷ = `mel`.
+
+        The mel is checked against ebtk's convention first (`ebtk.tts.external.check_mel`), since a mel in
+        another convention would refine badly without any error. No alignment: the mel's own frames are kept.
+
+        Args:
+            mel: a log-mel (80, T) in ebtk's convention, numpy or torch.
+            steps: refinement steps (≥ 0); None = the bundle's default.
+            step_size: the step size η (> 0); None = the bundle's default.
+
+        Returns:
+            The refined log-mel, float32 (80, T), of the same type as `mel` (a torch result is on the CPU).
+
+        Raises:
+            EbtkError: the mel fails `check_mel`, bad settings, or a non-finite result.
+        """
         from ebtk.tts.refiner import refine
 
         k, eta = self.settings(steps, step_size)
@@ -69,7 +107,7 @@ class MelRefiner:
 
     @property
     def vocoder(self) -> Any:
-        """HiFi-GAN (LJSpeech weights), loaded on first use."""
+        """HiFi-GAN (LJSpeech weights) on this refiner's device, loaded on first use."""
         if self._vocoder is None:
             from ebtk.tts.vocoder import Vocoder
 
@@ -77,13 +115,38 @@ class MelRefiner:
         return self._vocoder
 
     def vocode(self, mel: np.ndarray | torch.Tensor) -> np.ndarray:
-        """float32 waveform at 22 050 Hz of a log-mel (80, T)."""
+        """Vocode a log-mel with HiFi-GAN, e.g. to listen to a refined mel.
+
+        Unlike `refine`, this does not check the mel against ebtk's convention.
+
+        Args:
+            mel: a log-mel (80, T), numpy or a CPU torch tensor.
+
+        Returns:
+            The waveform, float32 numpy (256·T,) in [-1, 1] at 22 050 Hz.
+
+        Raises:
+            EbtkError: `mel` does not have 80 bands.
+        """
         m = torch.as_tensor(np.asarray(mel, dtype=np.float32))[None].to(self.device)
         return self.vocoder(m)[0].detach().float().cpu().numpy()
 
 
 def load_refiner(path: str | Path, device: str | torch.device = "cpu") -> MelRefiner:
-    """A `MelRefiner` from a bundle file (`ebtk export`) or a tts refiner run dir."""
+    """Load a `MelRefiner` from a bundle file (`ebtk export`) or a tts refiner run dir.
+
+    Args:
+        path: a refiner-only or refiner bundle file, or a refiner run dir, whose refiner conditions on
+            the hypothesis only (``model.text_cond=false``).
+        device: where the refiner and the vocoder run ("cpu", "cuda", a ``torch.device``).
+
+    Returns:
+        The `MelRefiner`.
+
+    Raises:
+        EbtkError: as `ebtk.tts.bundle.read_bundle` / `bundle_from_run`, and for a bundle without a refiner
+            or with a text-conditioned one.
+    """
     from ebtk.tts.bundle import bundle_from_run, read_bundle
 
     p = Path(path).expanduser()
@@ -91,7 +154,17 @@ def load_refiner(path: str | Path, device: str | torch.device = "cpu") -> MelRef
 
 
 def mel_files(in_path: str | Path) -> list[Path]:
-    """IN of `ebtk refine`: one `.npy` file, or the `.npy` files of a folder (sorted); EbtkError otherwise."""
+    """The input files of `ebtk refine`: one `.npy` file, or the `.npy` files of a folder.
+
+    Args:
+        in_path: a `.npy` file or a folder of them.
+
+    Returns:
+        The files, sorted by name.
+
+    Raises:
+        EbtkError: `in_path` does not exist, is a folder without `.npy` files, or is not a `.npy` file.
+    """
     p = Path(in_path)
     if p.is_dir():
         files = sorted(f for f in p.glob("*.npy") if f.is_file())
@@ -108,10 +181,29 @@ def mel_files(in_path: str | Path) -> list[Path]:
 def refine_files(model: str | Path | MelRefiner, in_path: str | Path, out_dir: str | Path, steps: int | None = None,
                  step_size: float | None = None, wav: bool = False, device: str = "cpu",
                  quiet: bool = False) -> dict[str, Any]:
-    """`ebtk refine`: each mel of `in_path` (`mel_files`) refined into `<out_dir>/<stem>.npy` and, with `wav`,
-    vocoded into `<out_dir>/<stem>.wav` (22 050 Hz). Every input is read and checked before anything is
-    written; files are written atomically. `out_dir` must be a folder (made if missing) other than the
-    input folder. Returns {written, wavs, steps, step_size, refine_seconds, vocode_seconds, frames}."""
+    """`ebtk refine`: refine each log-mel of `in_path` into `<out_dir>/<stem>.npy` (and `.wav`, with `wav`).
+
+    Every input is read and checked before anything is written, so one bad file does not leave a half-done
+    output folder; files are written atomically. Unless `quiet`, a one-line summary is printed.
+
+    Args:
+        model: a bundle file or refiner run dir (`load_refiner`), or a loaded `MelRefiner`.
+        in_path: a `.npy` log-mel (80, T) or a folder of them (`mel_files`).
+        out_dir: the output folder (made if missing); not the input folder.
+        steps: refinement steps; None = the bundle's default.
+        step_size: the step size η; None = the bundle's default.
+        wav: also vocode each refined mel into `<out_dir>/<stem>.wav` (22 050 Hz).
+        device: where the refiner and the vocoder run, when `model` is a path.
+        quiet: print nothing.
+
+    Returns:
+        {"written": refined mel paths, "wavs": wav paths, "steps", "step_size", "refine_seconds",
+        "vocode_seconds", "frames": total input frames}.
+
+    Raises:
+        EbtkError: bad inputs (`mel_files`, `read_mel`), `out_dir` is a file or the input folder, the model
+            cannot be loaded, bad settings, a non-finite result, or a write fails.
+    """
     from ebtk.io import atomic_path
     from ebtk.tts.audio import SAMPLE_RATE, save_wav
 

@@ -16,9 +16,11 @@ from ebtk.errors import EbtkError
 MAX_CHARS = 250
 """Longest piece in characters: about twice the corpus's longest sentence (20 words)."""
 SENTENCE_PAUSE = 0.3
+"""Seconds of silence after a sentence."""
 CLAUSE_PAUSE = 0.15
+"""Seconds of silence after a clause cut (a long sentence cut at , ; : —)."""
 WORD_PAUSE = 0.05
-"""Seconds of silence after a sentence, a clause cut and a word cut (a long clause forced apart)."""
+"""Seconds of silence after a word cut (a long clause forced apart)."""
 
 # A full stop after these is no sentence end ("Dr. Smith", "e.g. this", "J. Smith").
 _ABBREV = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "no", "mt", "inc", "ltd",
@@ -29,7 +31,12 @@ _CLAUSE_END = re.compile(r"""[,;:—]+["')\]]*(?=\s)""")
 
 @dataclass(frozen=True)
 class Piece:
-    """One piece of a text: what to speak and the seconds of silence after it."""
+    """One piece of a text: what to speak and the seconds of silence after it.
+
+    Attributes:
+        text: the piece's text, whitespace collapsed.
+        pause: seconds of silence after it: `SENTENCE_PAUSE`, `CLAUSE_PAUSE` or `WORD_PAUSE`; 0 for the last piece.
+    """
 
     text: str
     pause: float
@@ -81,10 +88,21 @@ def _pack(parts: list[str], max_chars: int) -> list[str]:
 
 
 def split_text(text: str, max_chars: int = MAX_CHARS) -> list[Piece]:
-    """Pieces of `text` in reading order, each at most `max_chars` characters unless one word is longer.
+    """Split `text` into pieces in reading order, each at most `max_chars` characters unless one word is longer.
 
     Sentences end at . ! ? … (not after a known abbreviation or a single-letter initial) followed by space.
-    The last piece's pause is 0. Raises EbtkError when `text` is empty or only whitespace.
+    A longer sentence is cut at clause punctuation (clauses packed together while they fit), a clause still
+    too long at word boundaries. Whitespace is collapsed.
+
+    Args:
+        text: the text to speak.
+        max_chars: the longest piece in characters (≥ 1).
+
+    Returns:
+        The `Piece`s; the last one's pause is 0.
+
+    Raises:
+        EbtkError: `text` is empty or only whitespace, or `max_chars` < 1.
     """
     if max_chars < 1:
         raise EbtkError(f"max_chars must be ≥ 1, got {max_chars}")
