@@ -70,6 +70,7 @@ class Setup:
     overrides: tuple[str, ...] = ()
     grid: tuple[tuple[int, float], ...] = tuple(GRID)
     repeats: int = 3
+    text: str = "grammar"  # the corpus text: the grammar sentences (this study predates the broad corpus)
 
 
 FULL = Setup(n_utts=2400, n_val=50, n_test=100, fm_steps=2000, refiner_steps=3000)
@@ -90,12 +91,23 @@ def make_corpus(out: Path, setup: Setup) -> Path:
     from ebtk.tts.corpus import make_corpus as make
 
     if setup is FULL:
-        return builtin_corpus(setup.n_utts, 0, "flite")
+        return builtin_corpus(setup.n_utts, 0, "flite", text=setup.text)
     path = out / "corpus"
     if not (path / "metadata.csv").is_file():
         log(f"corpus: {setup.n_utts} flite utterances")
-        make(path, n=setup.n_utts, seed=0, engine="flite")
+        make(path, n=setup.n_utts, seed=0, engine="flite", text=setup.text)
     return path.resolve()
+
+
+def check_corpus(run: Path, corpus: Path) -> None:
+    """A run kept from an earlier invocation must have been trained on this corpus (hypotheses and scores
+    are matched to references by utterance id, so another corpus would pair them with other sentences)."""
+    from ebtk.config import load_yaml
+
+    cfg = run / "config.yaml"
+    if cfg.is_file() and Path(load_yaml(cfg)["data"]["path"]).resolve() != corpus.resolve():
+        raise SystemExit(f"error: {run} was trained on {load_yaml(cfg)['data']['path']}, not {corpus}; "
+                         "hint: a new --out")
 
 
 def data_overrides(corpus: Path, setup: Setup) -> list[str]:
@@ -285,9 +297,10 @@ def report(results: Path, setup: Setup) -> str:
         test[REFINED] = rows(refined)
     ids = sorted(test[HYP])
     lines = [f"# External first stage: FM {HYP_STEPS} Euler steps + a delta refiner trained on its .npy mels", "",
-             f"Test split, n = {len(ids)} utterances, from text (each system's own durations), scored against the "
-             "recording. Refinement chosen on val: " + (f"{k} step{'s' if k > 1 else ''} × η {eta:g}" if k else
-                                                         "0 steps (val chose not to refine)") + ".", "",
+             f"Test split, n = {len(ids)} utterances of the built-in {setup.text} corpus ({setup.n_utts} flite "
+             "utterances), from text (each system's own durations), scored against the recording. Refinement "
+             "chosen on val: " + (f"{k} step{'s' if k > 1 else ''} × η {eta:g}" if k else
+                                  "0 steps (val chose not to refine)") + ".", "",
              "| system | n | MCD-DTW dB | DNSMOS OVRL | log-F0 RMSE | V/UV |", "|---|---|---|---|---|---|"]
     for key, got in test.items():
         cells = [fmt_ci(bootstrap_interval([got[i][m] for i in ids if got[i][m] is not None]), 3)
@@ -341,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             if not mine:
                 raise SystemExit(f"error: another copy is running in {out}")
             corpus = make_corpus(out, setup)
+            for run in ("fm", "refiner"):
+                check_corpus(out / run, corpus)
             fm = train_fm(out, corpus, setup)
             hyp_dir = out / "hyps"
             write_hypotheses(fm, corpus, hyp_dir)

@@ -19,3 +19,22 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def needs_speech_engines():  # noqa: ANN201  (a pytest mark)
+    """Skip a test that makes a flite corpus and phonemizes it when flite or espeak-ng is not installed."""
+    import shutil
+
+    import pytest
+
+    return pytest.mark.skipif(shutil.which("flite") is None or shutil.which("espeak-ng") is None,
+                              reason="needs flite (corpus) and espeak-ng (phonemes)")
+
+
+def run_quick(name: str, tmp: Path) -> tuple[ModuleType, Path, Path]:
+    """Run benchmark `name` with ``--quick`` into `tmp` (runs in tmp/runs, results in tmp/res), asserting
+    it exits 0; returns (its module, the runs dir, the results dir)."""
+    bench = load_benchmark(name)
+    out, res = tmp / "runs", tmp / "res"
+    assert bench.main(["--quick", "--out", str(out), "--results", str(res)]) == 0
+    return bench, out, res

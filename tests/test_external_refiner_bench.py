@@ -4,23 +4,17 @@ val choice, test rows, timing and the table; a second run resumes without redoin
 from __future__ import annotations
 
 import csv
-import shutil
 
-import pytest
+from bench_fixtures import needs_speech_engines, run_quick
 
-from bench_fixtures import load_benchmark
-
-pytestmark = pytest.mark.skipif(shutil.which("flite") is None or shutil.which("espeak-ng") is None,
-                                reason="needs flite (corpus) and espeak-ng (phonemes)")
+pytestmark = needs_speech_engines()
 
 
 def test_quick_run_writes_raw_rows_and_a_table(tmp_path) -> None:
     from ebtk.tts.dataset import LJSpeechCorpus
     from ebtk.tts.external import read_mel
 
-    bench = load_benchmark("external_refiner")
-    out, res = tmp_path / "runs", tmp_path / "res"
-    assert bench.main(["--quick", "--out", str(out), "--results", str(res)]) == 0
+    bench, out, res = run_quick("external_refiner", tmp_path)
     q = bench.QUICK
     corpus = LJSpeechCorpus(out / "corpus")
     splits = corpus.splits(val=q.n_val, test=q.n_test, seed=0)
