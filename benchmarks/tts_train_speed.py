@@ -99,7 +99,8 @@ def t_stats(xs: list[float]) -> tuple[float, float, float]:
 
 
 def run(corpus: Path, names: list[str], batch: int, bucket: int, rounds: int, warmup: int, threads: int,
-        val_steps: int, extra: list[str], log: Any = print) -> dict[str, Any]:
+        val_steps: int, extra: list[str], log: Any = print, match_every: int = 25,
+        match_max: int = 0) -> dict[str, Any]:
     torch.set_num_threads(threads)
     trainers = {}
     with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
@@ -121,7 +122,8 @@ def run(corpus: Path, names: list[str], batch: int, bucket: int, rounds: int, wa
         res: dict[str, Any] = {"corpus": str(corpus), "n_utts": len(trainers[names[0]].task.items()),
                                "batch": batch, "bucket": bucket, "rounds": rounds, "warmup": warmup,
                                "threads": threads, "torch": torch.__version__, "cpu_bf16": _cpu_bf16(),
-                               "times": times, "useful_frames": frames, "val_steps": val_steps}
+                               "times": times, "useful_frames": frames, "val_steps": val_steps,
+                               "match_every": match_every}
         if val_steps:
             res["val"] = {}
             for name, tr in trainers.items():
@@ -129,7 +131,33 @@ def run(corpus: Path, names: list[str], batch: int, bucket: int, rounds: int, wa
                     tr.train_step()
                 res["val"][name] = val_losses(tr)
                 log(f"{name}: val loss after {tr.step} steps {sum(res['val'][name]) / len(res['val'][name]):.4f}")
+        if val_steps and match_max:
+            res["match"] = match_baseline(trainers, res["val"]["baseline"], match_every, match_max, log)
     return res
+
+
+def match_baseline(trainers: dict[str, Any], target: list[float], every: int, most: int,
+                   log: Any = print) -> dict[str, dict[str, Any]]:
+    """Train each variant on, `every` steps at a time, until its mean val loss is at most the baseline's
+    (`target`, per val utterance) or it reaches `most` steps: {variant: {steps, val (per utterance) or None
+    when it never matched, curve [(step, mean val loss)]}}. Equal validation loss is what a speed-up must be
+    measured at: a variant that learns less per step needs more of its (cheaper) steps."""
+    goal = sum(target) / len(target)
+    out: dict[str, dict[str, Any]] = {}
+    for name, tr in trainers.items():
+        if name == "baseline":
+            continue
+        v = val_losses(tr)
+        curve = [(tr.step, sum(v) / len(v))]
+        while curve[-1][1] > goal and tr.step < most:
+            for _ in range(every):
+                tr.train_step()
+            v = val_losses(tr)
+            curve.append((tr.step, sum(v) / len(v)))
+            log(f"{name}: val loss after {tr.step} steps {curve[-1][1]:.4f} (baseline's {goal:.4f})")
+        matched = curve[-1][1] <= goal
+        out[name] = {"steps": tr.step if matched else None, "val": v if matched else None, "curve": curve}
+    return out
 
 
 def _padding(tr: Any, batch: int, n: int = 50) -> float:
@@ -179,6 +207,23 @@ def report(res: dict[str, Any]) -> str:
             d, dlo, dhi = t_stats([x - y for x, y in zip(v, b)])
             diff = "0" if n == "baseline" else f"{d:+.4f} [{dlo:+.4f}, {dhi:+.4f}]"
             lines.append(f"| {n} | {m:.4f} [{lo:.4f}, {hi:.4f}] | {diff} |")
+    if res.get("match"):
+        b = res["val"]["baseline"]
+        lines += ["", f"**At equal validation loss.** Each variant trained on from there, checked every "
+                  f"{res.get('match_every', 25)} steps, until its mean val loss was at most the baseline's after "
+                  f"{res['val_steps']} steps ({sum(b) / len(b):.4f}). Speed-up at equal loss = (baseline s/step × "
+                  f"{res['val_steps']}) / (variant s/step × its steps): the per-step speed-up above (with its "
+                  "interval) times the step ratio, which is one training run's, without an interval.", "",
+                  "| variant | steps to the baseline's val loss | step ratio | speed-up at equal val loss [95 % t] |",
+                  "|---|---|---|---|"]
+        for n, mt in res["match"].items():
+            if mt["steps"] is None:
+                lines.append(f"| {n} | not reached in {mt['curve'][-1][0]} | – | – |")
+                continue
+            ratio = res["val_steps"] / mt["steps"]
+            g, glo, ghi = t_stats([math.log(x / t) for x, t in zip(base, res["times"][n])])
+            lines.append(f"| {n} | {mt['steps']} | {ratio:.2f} | {math.exp(g) * ratio:.2f} "
+                         f"[{math.exp(glo) * ratio:.2f}, {math.exp(ghi) * ratio:.2f}] |")
     return "\n".join(lines) + "\n"
 
 
@@ -219,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--val-steps", type=int, default=0, help="also train each variant this many steps, compare val")
+    p.add_argument("--match-max", type=int, default=0,
+                   help="after --val-steps, train each variant on until its val loss is the baseline's (≤ this many "
+                        "steps) and report the speed-up at equal validation loss")
+    p.add_argument("--match-every", type=int, default=25, help="steps between val checks while matching")
     p.add_argument("--out", default=str(ROOT / "results" / "tts"))
     p.add_argument("--report", action="store_true", help="only remake the markdown from the JSON")
     p.add_argument("--profile", metavar="VARIANT", help="only write the torch.profiler table of VARIANT's steps")
@@ -245,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.quick:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="train-speed-quick-")))
             res = run(quick_corpus(tmp / "c"), names, batch=4, bucket=2, rounds=2, warmup=1, threads=1,
-                      val_steps=0, extra=QUICK_MODEL)
+                      val_steps=2, extra=QUICK_MODEL, match_every=1, match_max=4)
             print(report(res))
             return 0
         if a.corpus:
@@ -254,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             from ebtk.tts.corpus import builtin_corpus
 
             corpus = builtin_corpus(300, 0)
-        res = run(corpus, names, a.batch, a.bucket, a.rounds, a.warmup, a.threads, a.val_steps, [])
+        res = run(corpus, names, a.batch, a.bucket, a.rounds, a.warmup, a.threads, a.val_steps, [],
+                  match_every=a.match_every, match_max=a.match_max)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_speed.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / "train_speed.md").write_text(report(res))
