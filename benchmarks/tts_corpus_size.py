@@ -49,7 +49,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tts_study2 import claim, fmt_ci, trained_to  # noqa: E402  (a sibling script's helpers)
+
+from ebtk.metrics.stats import unpaired_bootstrap_interval  # noqa: E402
 
 CONFIG = ROOT / "configs" / "tts_paper.yaml"
 MODELS = {"half": ["data.train_part=0/2"], "full": []}  # name -> its own overrides
@@ -289,30 +291,6 @@ class Study:
 
 
 # -- stage 5: the report --------------------------------------------------------------------------------
-def unpaired_bootstrap_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95, n_boot: int = 10_000,
-                                seed: int = 0) -> Any:
-    """mean(a) − mean(b) of two independent samples (different utterances) and its percentile-bootstrap
-    interval: each sample is resampled on its own, `n_boot` times with a fixed `seed`. `.n` is len(a) + len(b)."""
-    import math
-
-    import numpy as np
-
-    from ebtk.metrics.stats import Interval
-
-    xa, xb = (np.asarray([float(v) for v in x], dtype=np.float64) for x in (a, b))
-    if len(xa) < 2 or len(xb) < 2:
-        mean = float(xa.mean() - xb.mean()) if len(xa) and len(xb) else math.nan
-        return Interval(len(xa) + len(xb), mean, math.nan, math.nan, level)
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    for start in range(0, n_boot, 1000):  # chunks keep memory at 1000 × n
-        k = min(1000, n_boot - start)
-        diffs[start:start + k] = (xa[rng.integers(0, len(xa), (k, len(xa)))].mean(1)
-                                  - xb[rng.integers(0, len(xb), (k, len(xb)))].mean(1))
-    lo, hi = np.quantile(diffs, [0.5 - level / 2, 0.5 + level / 2])
-    return Interval(len(xa) + len(xb), float(xa.mean() - xb.mean()), float(lo), float(hi), level)
-
-
 def rows(results: Path, split: str, system: str) -> dict[str, dict[str, Any]]:
     from ebtk.tts.evaluate import read_per_utterance_csv
 

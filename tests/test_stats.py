@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval
+from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval, unpaired_bootstrap_interval
 
 
 @pytest.mark.parametrize("n,k", [(40, 10), (100, 50), (25, 3)])
@@ -41,6 +41,20 @@ def test_paired_bootstrap_cancels_what_the_pairs_share():
     assert unpaired.hi - unpaired.lo > 20 * (iv.hi - iv.lo)
     with pytest.raises(ValueError):
         paired_bootstrap_interval([1.0], [1.0, 2.0])
+
+
+def test_unpaired_bootstrap_approaches_the_welch_normal_interval():
+    """Two independent large samples of unequal size and spread: the percentile interval of mean(a) − mean(b)
+    → the difference ± 1.96·√(s_a²/n_a + s_b²/n_b) (observed within 0.9 % of the half-width)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 2.0, size=1500), rng.normal(0.0, 1.0, size=3000)
+    iv = unpaired_bootstrap_interval(a, b, n_boot=20_000, seed=1)
+    d, half = a.mean() - b.mean(), 1.959964 * math.sqrt(a.var() / len(a) + b.var() / len(b))
+    assert iv.n == 4500
+    assert iv.lo == pytest.approx(d - half, abs=0.02 * half)
+    assert iv.hi == pytest.approx(d + half, abs=0.02 * half)
+    short = unpaired_bootstrap_interval([1.0], [0.0, 2.0])  # one value: a mean but no interval
+    assert short.mean == 0.0 and math.isnan(short.lo) and math.isnan(short.hi)
 
 
 def test_degenerate_sizes():

@@ -95,3 +95,23 @@ def paired_bootstrap_interval(a: Sequence[float], b: Sequence[float], level: flo
     if len(a) != len(b):
         raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
     return bootstrap_interval([float(x) - float(y) for x, y in zip(a, b)], level, n_boot, seed)
+
+
+def unpaired_bootstrap_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95, n_boot: int = 10_000,
+                                seed: int = 0) -> Interval:
+    """mean(a) − mean(b) of two independent samples (different utterances) and its percentile-bootstrap
+    interval: each sample is resampled on its own, `n_boot` times with a fixed `seed`. `.n` is len(a) + len(b)."""
+    import numpy as np
+
+    xa, xb = (np.asarray([float(v) for v in x], dtype=np.float64) for x in (a, b))
+    if len(xa) < 2 or len(xb) < 2:
+        mean = float(xa.mean() - xb.mean()) if len(xa) and len(xb) else math.nan
+        return Interval(len(xa) + len(xb), mean, math.nan, math.nan, level)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for start in range(0, n_boot, 1000):  # chunks keep memory at 1000 × n
+        k = min(1000, n_boot - start)
+        diffs[start:start + k] = (xa[rng.integers(0, len(xa), (k, len(xa)))].mean(1)
+                                  - xb[rng.integers(0, len(xb), (k, len(xb)))].mean(1))
+    lo, hi = np.quantile(diffs, [0.5 - level / 2, 0.5 + level / 2])
+    return Interval(len(xa) + len(xb), float(xa.mean() - xb.mean()), float(lo), float(hi), level)

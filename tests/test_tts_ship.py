@@ -1,0 +1,85 @@
+"""benchmarks/tts_ship.py --quick end to end (tiny models, a 40-utterance mixed corpus): val selection, the
+test and unseen-words tables, the bundle and its model card, never shipped; a second run redoes nothing.
+And --acoustic-from: a copied run resumes under the source's corpus settings."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import torch
+
+from bench_fixtures import load_benchmark, needs_speech_engines, run_quick
+
+pytestmark = needs_speech_engines()
+
+
+def test_quick_run_scores_test_and_unseen_words_and_writes_the_card(tmp_path) -> None:
+    from ebtk.tts.bundle import shipped_model_path
+    from ebtk.tts.dataset import LJSpeechCorpus, vocabulary, words
+
+    card = shipped_model_path().parent / "MODEL_CARD.md"
+    shipped = shipped_model_path().read_bytes(), card.read_bytes()
+    bench, out, res = run_quick("tts_ship", tmp_path)
+    assert (shipped_model_path().read_bytes(), card.read_bytes()) == shipped  # --quick never ships
+
+    corpus = LJSpeechCorpus(out / "corpus")
+    splits = torch.load(out / "acoustic" / "hypotheses.pt", weights_only=False)["splits"]
+    unseen, train = splits["unseen-words"], splits["train"]
+    vocab = vocabulary([corpus[i].normalized for i in train])
+    assert unseen and all(set(words(corpus[i].normalized)) - vocab for i in unseen)
+
+    # per-utterance rows: every held-out utterance of each split, for each scored system
+    for name, split in (("val", "val"), ("test", "test"), ("unseen", "unseen-words")):
+        rows = list(csv.DictReader(open(res / f"{name}_per_utterance.csv")))
+        by_system: dict[str, set[str]] = {}
+        for r in rows:
+            by_system.setdefault(r["system"], set()).add(r["id"])
+        assert by_system and all(ids == set(splits[split]) for ids in by_system.values()), name
+        assert {"vocoded reference", "hypothesis"} <= set(by_system), name
+
+    interval = r"[+-]?[0-9.]+ \[[+-]?[0-9.]+, [+-]?[0-9.]+\]"
+    unseen_md = (res / "unseen.md").read_text()
+    n_pair = len(splits["unseen-words"]) + len(splits["test"])
+    assert re.search(rf"^\| hypothesis \| {n_pair} \| {interval} \|$", unseen_md, re.M), unseen_md
+    card = (out / "MODEL_CARD.md").read_text()
+    flat = " ".join(card.split())
+    assert f"Training vocabulary: {len(vocab)} words." in flat
+    assert f"Split {len(train)}/{len(splits['val'])}/{len(splits['test'])}/{len(unseen)} " in flat
+    assert "## Unseen words" in card and unseen_md.splitlines()[0] in card
+    # the tiny run's 4 steps are all logged: the first and the last fifth (a step each)
+    assert re.search(r"Acoustic training loss: [0-9.]+ → [0-9.]+ over its last 4 steps\.", flat), flat
+    bundle = torch.load(out / "tts_model.pt", weights_only=True)
+    assert bundle["record"]["summary"]["n"] == len(splits["test"])
+
+    before = {p: p.stat().st_mtime_ns for p in [*res.glob("*.csv"), out / "acoustic" / "checkpoint.pt",
+                                                 out / "delta-text" / "checkpoint.pt"]}
+    assert bench.main(["--quick", "--out", str(out), "--results", str(res)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert (res / "unseen.md").read_text() == unseen_md
+
+
+def test_acoustic_from_copies_the_run_and_reproduces_its_corpus_settings(tmp_path) -> None:
+    from ebtk.config import load_yaml
+
+    bench = load_benchmark("tts_ship")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "checkpoint.pt").write_bytes(b"x")
+    (src / ".lock").write_text("123\n")
+    (src / "config.yaml").write_text("data:\n  path: /some/corpus\n  n_utts: 10000\n  n_unseen: 100\n"
+                                     "  text: mixed\ntrain:\n  amp: true\n")
+    got = bench.seed_acoustic(tmp_path / "run", src)
+    assert sorted(got) == ["data.n_unseen=100", "data.n_utts=10000", "data.path=/some/corpus", "data.text=mixed"]
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == b"x" and not (tmp_path / "run" / ".lock").exists()
+    assert load_yaml(tmp_path / "run" / "config.yaml")["train"]["amp"] is True
+    (src / "checkpoint.pt").write_bytes(b"y")  # a second call keeps the copy (it may have trained on)
+    bench.seed_acoustic(tmp_path / "run", src)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == b"x"
+    (src / "checkpoint.pt").unlink()
+    try:
+        bench.seed_acoustic(tmp_path / "other", src)
+    except SystemExit as e:
+        assert str(e).startswith("error:") and "checkpoint.pt" in str(e)
+    else:
+        raise AssertionError("a source without a checkpoint was accepted")
