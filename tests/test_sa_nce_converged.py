@@ -164,6 +164,20 @@ def test_quick_runs_the_whole_pipeline_and_the_reports_regenerate_from_the_csvs(
     assert (again / "pilot.md").read_text() == (res / "pilot.md").read_text()
     assert (again / "curves_8gaussians.png").exists()
 
+    # a test seed whose model put most of its mass outside the grid is counted as escaped, kept in the mean
+    # (a result), and the median shows the typical seed
+    seed0 = next(r for r in rows if r["method"] == "nce" and r["stage"] == "test" and r["seed"] == "0")
+    seed0.update(mass_outside="0.9", value="5000.0")
+    assert conv.escaped_seeds(rows, "8gaussians", "nce") == [0]
+    assert conv.escaped_seeds(rows, "8gaussians", "pcd") == []
+    md2 = conv.converged_report(rows, curves, pilot, conv.read_csv(res / "pilot_curves.csv"), [],
+                                ["nce", "pcd", "sa-nce-K1"], 2, None)
+    line = next(x for x in md2.splitlines() if x.startswith("| nce |"))
+    other = next(r for r in rows if r["method"] == "nce" and r["stage"] == "test" and r["seed"] == "1")
+    cells = [c.strip() for c in line.split("|")]
+    assert cells[9] == "1/2" and float(cells[6]) == pytest.approx((5000 + float(other["value"])) / 2, rel=1e-3)
+    assert float(cells[8]) == pytest.approx((5000 + float(other["value"])) / 2, rel=1e-3)  # median of two
+
 
 @pytest.mark.parametrize("args", [["--pilot-steps", "toy2d=many"], ["--datasets", "nope"],
                                   ["--stage", "main", "--budget", "8gaussians=x"]])
