@@ -211,19 +211,25 @@ def ship_record(test_rows: list[dict[str, Any]], corpus_utts: list[dict[str, Any
             "summary": summary, "utterances": utts}
 
 
-def logged_train_minutes(run: Path) -> float:
-    """Wall-clock minutes of a run's training steps from its TensorBoard log: the time between consecutive
-    logged steps, summed; resumes included, the pauses between attempts (> 60 s a step) left out. (These runs
-    predate the checkpoint's own `train_seconds`, which would count only their last attempt.)"""
+def logged_loss(run: Path) -> dict[int, tuple[float, float]]:
+    """step -> (wall time, training loss) of every `train/loss` point in the run's TensorBoard logs (all its
+    attempts: the event files of resumes included)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    points = set()
+    pts: dict[int, tuple[float, float]] = {}
     for f in sorted((run / "tb").glob("events*")):
         ea = EventAccumulator(str(f))
         ea.Reload()
         if "train/loss" in ea.Tags()["scalars"]:
-            points |= {(e.step, e.wall_time) for e in ea.Scalars("train/loss")}
-    ev = sorted(points)
+            pts.update({e.step: (e.wall_time, e.value) for e in ea.Scalars("train/loss")})
+    return pts
+
+
+def logged_train_minutes(run: Path) -> float:
+    """Wall-clock minutes of a run's training steps from its TensorBoard log: the time between consecutive
+    logged steps, summed; resumes included, the pauses between attempts (> 60 s a step) left out. (These runs
+    predate the checkpoint's own `train_seconds`, which would count only their last attempt.)"""
+    ev = sorted((step, wall) for step, (wall, _) in logged_loss(run).items())
     total = sum(t2 - t1 for (s1, t1), (s2, t2) in zip(ev, ev[1:]) if s2 > s1 and (t2 - t1) / (s2 - s1) < 60)
     return total / 60
 
@@ -231,14 +237,7 @@ def logged_train_minutes(run: Path) -> float:
 def loss_tail(run: Path, last: int = 500) -> str:
     """"a → b over the last N steps": the mean logged training loss over the first and the last fifth of the
     run's last `last` steps (all its steps when it is shorter)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    pts: dict[int, float] = {}
-    for f in sorted((run / "tb").glob("events*")):
-        ea = EventAccumulator(str(f))
-        ea.Reload()
-        if "train/loss" in ea.Tags()["scalars"]:
-            pts.update({e.step: e.value for e in ea.Scalars("train/loss")})
+    pts = {step: value for step, (_, value) in logged_loss(run).items()}
     if len(pts) < 2:
         return "not logged"
     end = max(pts)
