@@ -71,10 +71,17 @@ def train_stage(run: Path, objective: str, overrides: list[str], steps: int) -> 
           progress=sys.stderr.isatty())
 
 
-def seed_acoustic(run: Path, source: Path) -> list[str]:
-    """Start `run` from the finished acoustic run `source` (its files copied once, its lock left behind) and
-    return the `data.*` overrides that reproduce `source`'s corpus and splits, so that the trainer's resume
-    check accepts the copy; any other difference (e.g. train.amp) is the trainer's clear `error:`."""
+SEEDED_TRAIN = ("amp",)  # train.* keys of an --acoustic-from run that its continuation keeps (acoustic only)
+
+
+def seed_acoustic(run: Path, source: Path) -> tuple[list[str], list[str]]:
+    """Start `run` from the finished acoustic run `source` (its files copied once, its lock left behind).
+
+    Returns:
+        (`data.*` overrides that reproduce `source`'s corpus and splits, for both trainings; `train.*`
+        overrides of `SEEDED_TRAIN` that its continuation keeps, for the acoustic one), so that the trainer's
+        resume check accepts the copy; any other difference is the trainer's own clear `error:`.
+    """
     import shutil
 
     from ebtk.config import load_yaml
@@ -84,8 +91,13 @@ def seed_acoustic(run: Path, source: Path) -> list[str]:
     if not run.exists():
         log(f"{run.name}: starting from {source}")
         shutil.copytree(source, run, ignore=shutil.ignore_patterns(".lock"))
-    return [f"data.{k}={v}" for k, v in load_yaml(source / "config.yaml")["data"].items()
-            if not isinstance(v, (dict, list))]
+    cfg = load_yaml(source / "config.yaml")
+
+    def keys(section: str, only: tuple[str, ...] | None = None) -> list[str]:
+        return [f"{section}.{k}={v}" for k, v in cfg.get(section, {}).items()
+                if not isinstance(v, (dict, list)) and (only is None or k in only)]
+
+    return keys("data"), keys("train", SEEDED_TRAIN)
 
 
 def acoustic_task(acoustic_run: Path) -> Any:
@@ -335,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     val_csv, test_csv = res / "val_per_utterance.csv", res / "test_per_utterance.csv"
     unseen_csv = res / "unseen_per_utterance.csv"
     if not args.report_only:
-        data = seed_acoustic(ac, Path(args.acoustic_from)) if args.acoustic_from else []
-        train_stage(ac, "acoustic", [*data, "train.ckpt_every=100", "train.log_every=20", *REFINER_EVAL],
+        data, kept = seed_acoustic(ac, Path(args.acoustic_from)) if args.acoustic_from else ([], [])
+        train_stage(ac, "acoustic", [*data, *kept, "train.ckpt_every=100", "train.log_every=20", *REFINER_EVAL],
                     args.acoustic_steps)
         train_stage(rf, "delta", [*data, f"acoustic.checkpoint={ac}", "model.kind=score", "model.text_cond=true",
                                   "train.ckpt_every=200", "train.log_every=50", *REFINER_EVAL], args.refiner_steps)

@@ -69,8 +69,9 @@ def test_acoustic_from_copies_the_run_and_reproduces_its_corpus_settings(tmp_pat
     (src / ".lock").write_text("123\n")
     (src / "config.yaml").write_text("data:\n  path: /some/corpus\n  n_utts: 10000\n  n_unseen: 100\n"
                                      "  text: mixed\ntrain:\n  amp: true\n")
-    got = bench.seed_acoustic(tmp_path / "run", src)
-    assert sorted(got) == ["data.n_unseen=100", "data.n_utts=10000", "data.path=/some/corpus", "data.text=mixed"]
+    data, kept = bench.seed_acoustic(tmp_path / "run", src)
+    assert sorted(data) == ["data.n_unseen=100", "data.n_utts=10000", "data.path=/some/corpus", "data.text=mixed"]
+    assert kept == ["train.amp=True"]  # the acoustic continuation keeps bf16; the refiner does not inherit it
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == b"x" and not (tmp_path / "run" / ".lock").exists()
     assert load_yaml(tmp_path / "run" / "config.yaml")["train"]["amp"] is True
     (src / "checkpoint.pt").write_bytes(b"y")  # a second call keeps the copy (it may have trained on)
