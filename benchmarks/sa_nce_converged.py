@@ -192,7 +192,9 @@ class CurveStudy(base.Study):
         if base.run_state(run) == "done" or (base.run_state(run) == "failed" and not self.retry_failed):
             return
         src = getattr(run, "start_from", None)
-        if src is not None and not (run.dir / "checkpoint.pt").exists() and base.run_state(src) == "done":
+        # a source restored from the CSVs has no checkpoint: then stage 2 trains to B from scratch
+        if (src is not None and not (run.dir / "checkpoint.pt").exists() and base.run_state(src) == "done"
+                and (src.dir / "checkpoint.pt").exists()):
             run.dir.mkdir(parents=True, exist_ok=True)
             for name in ("checkpoint.pt", "config.yaml", "eval_curve.jsonl"):
                 if (src.dir / name).exists():
@@ -315,6 +317,63 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                            "cpu_seconds": p.get("train_cpu_seconds", ""), "value": p.get(metric, ""),
                            "floor": p.get(floor_key, "")})
     return rows, curves
+
+
+IDENTITY_INT = ("seed", "steps")
+METRIC_KEYS = ("train_seconds", "nll", "true_nll", "kl", "mmd", "mass_outside", "fd", "kid", "fd_test")
+
+
+def restore_run_dirs(root: Path, rows: list[dict[str, Any]], curves: list[dict[str, Any]]) -> int:
+    """Rebuild the run dirs of finished runs recorded in the CSVs but missing under `root` (a new checkout,
+    a wiped `runs/`), so that a resumed study skips them instead of training them again.
+
+    Each restored dir gets what the study reads back: `study_run.json` (identity), `metrics.json` (steps
+    and the recorded metrics) or `failed.txt`, `study_wall.json` and `eval_curve.jsonl` (from the curve
+    rows: val points, the only ones the study keeps), plus `restored.json` saying so. It has no
+    checkpoint, so a stage-2 run continuing it trains from scratch (the same run, by seeded batches). Rows
+    still `todo` are not restored. Returns the number of dirs written."""
+    from ebtk.io import atomic_write_text
+
+    by_dir: dict[str, list[dict[str, Any]]] = {}
+    for c in curves:
+        by_dir.setdefault(c["run_dir"], []).append(c)
+    n = 0
+    for r in rows:
+        if r.get("status") not in ("ok", "nan", "failed") or not r.get("run_dir"):
+            continue
+        d = root / r["run_dir"]
+        if (d / "study_run.json").exists():
+            continue
+        d.mkdir(parents=True, exist_ok=True)
+        ident = {k: r[k] for k in ("dataset", "task", "method", "objective", "stage", "config", "lr", "param",
+                                   "param_value", "seed", "split", "steps")}
+        ident.update({k: int(ident[k]) for k in IDENTITY_INT}, lr=float(ident["lr"]))
+        if r["status"] == "failed":
+            atomic_write_text(d / "failed.txt", (r.get("error") or "failed") + "\n")
+        else:
+            m: dict[str, Any] = {"steps": int(r["steps"]), r["metric"]: math.nan}
+            m.update({k: float(r[k]) for k in METRIC_KEYS if r.get(k) not in (None, "")})
+            atomic_write_text(d / "metrics.json", json.dumps(m, indent=2) + "\n")
+        if r.get("wall_seconds") not in (None, ""):
+            atomic_write_text(d / "study_wall.json", json.dumps(
+                {"wall_seconds": float(r["wall_seconds"]), "cpu_seconds": float(r["cpu_seconds"]),
+                 "eval_every": int(float(r["eval_every"]))}) + "\n")
+        floor_key = "true_nll" if r["metric"] == "nll" else "fd_test"
+        lines = []
+        for c in sorted(by_dir.get(r["run_dir"], []), key=lambda c: int(c["step"])):
+            p: dict[str, Any] = {"step": int(c["step"]), "split": "val", "train_seconds": float(c["seconds"])}
+            for key, col in (("train_cpu_seconds", "cpu_seconds"), (r["metric"], "value"), (floor_key, "floor")):
+                if c.get(col) not in (None, ""):
+                    p[key] = float(c[col])
+            lines.append(json.dumps(p))
+        if lines:
+            from ebtk.train.trainer import CURVE
+
+            atomic_write_text(d / CURVE, "\n".join(lines) + "\n")
+        atomic_write_text(d / "study_run.json", json.dumps(ident, indent=1) + "\n")
+        atomic_write_text(d / "restored.json", json.dumps({"restored_from": "CSV rows", "checkpoint": False}) + "\n")
+        n += 1
+    return n
 
 
 def write_rows(rows: list[dict[str, Any]], fields: list[str], path: Path) -> None:
@@ -974,6 +1033,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def log(s: str) -> None:
         print(time.strftime("%H:%M:%S"), s, flush=True)
+
+    for sub, name in (("pilot", "pilot"), ("main", "converged")):  # finished runs whose dirs were lost
+        n = restore_run_dirs(root / sub, read_csv(res / f"{name}_runs.csv"), read_csv(res / f"{name}_curves.csv"))
+        if n:
+            log(f"restored {n} finished run dirs under {root / sub} from {res / f'{name}_runs.csv'}")
 
     def reports(_: Path) -> None:
         write_reports(res, methods, seeds, short_csv, levels)

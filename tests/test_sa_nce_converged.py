@@ -164,6 +164,19 @@ def test_quick_runs_the_whole_pipeline_and_the_reports_regenerate_from_the_csvs(
     assert (again / "pilot.md").read_text() == (res / "pilot.md").read_text()
     assert (again / "curves_8gaussians.png").exists()
 
+    # the run dirs lost (a new checkout): resuming restores the finished runs from the CSVs and trains none
+    shutil.rmtree(tmp_path / "runs")
+    conv.main(["--quick", "--root", str(tmp_path / "runs"), "--results", str(res)])
+    assert not list((tmp_path / "runs").rglob("checkpoint.pt"))
+    restored = list((tmp_path / "runs").rglob("restored.json"))
+    assert len(restored) == len(pilot) + len(rows)
+    def key(r: dict) -> tuple:
+        return r["run_dir"], int(r.get("step", 0))
+
+    assert sorted(conv.read_csv(res / "converged_runs.csv"), key=key) == sorted(rows, key=key)
+    assert sorted(conv.read_csv(res / "converged_curves.csv"), key=key) == sorted(curves, key=key)
+    assert (res / "converged.md").read_text() == md
+
     # a test seed whose model put most of its mass outside the grid is counted as escaped, kept in the mean
     # (a result), and the median shows the typical seed
     seed0 = next(r for r in rows if r["method"] == "nce" and r["stage"] == "test" and r["seed"] == "0")
