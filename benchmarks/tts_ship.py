@@ -16,6 +16,9 @@ Stages (each resumable; a stage whose output exists is skipped):
                 with the fp32 and the fp16 bundle; per-utterance CSV; paired bootstrap intervals; the same
                 (fp32) on the unseen-words split when the corpus has one, and the hypothesis's unseen-words
                 − test MCD (different utterances: an unpaired bootstrap)
+  4b. previous  the model shipped before this one (`--previous`, default the package's current
+                `tts_model.pt`), from text on the same test and unseen-words texts, its hypothesis and its own
+                default refinement, paired by utterance with the new model: is the new voice better?
   5. ship       the fp16 bundle with the chosen default → src/ebtk/data/tts_model.pt, MODEL_CARD.md beside it
 
     python benchmarks/tts_ship.py                       # everything (CPU: hours; every stage resumes)
@@ -183,6 +186,58 @@ def unseen_vs_test(unseen_rows: list[dict[str, Any]], test_rows: list[dict[str, 
                         "seed 0)."]
 
 
+PREVIOUS = "previous model"  # the system-name tag of the previously shipped bundle's rows
+
+
+def score_previous(path: Path, held_out: Any, split: str) -> list[dict[str, Any]]:
+    """Per-utterance rows of the bundle at `path` from text on `split`: its hypothesis and its own default
+    refinement, tagged " (previous model)". The texts are encoded by that bundle's own front end."""
+    from dataclasses import replace
+
+    import ebtk.tts
+    from ebtk.errors import EbtkError
+    from ebtk.tts.evaluate import score_systems
+
+    synth = ebtk.tts.load(path)
+    utts = held_out.utterances(split)
+    items = held_out.task.items()
+    encoded, errors = synth.encode_lines([items[u.id][0] for u in utts])
+    if errors:
+        raise EbtkError(f"the previous model cannot speak {split} texts: {errors}")
+    utts = [replace(u, phonemes=torch.tensor(ph, dtype=torch.long)) for u, ph in zip(utts, encoded)]
+    k = int(synth.steps or 0) if synth.kind == "refiner" else 0
+    grid = [(k, float(synth.step_size or 1.0))] if k > 0 else []
+    return score_systems(synth, utts, grid, tag=f" ({PREVIOUS})")
+
+
+def previous_table(prev: dict[str, list[dict[str, Any]]], new: dict[str, list[dict[str, Any]]], k: int,
+                   eta: float) -> list[str]:
+    """New − previous model, paired by utterance, per split: the hypotheses, and each model as shipped (its
+    default refinement; the hypothesis when that is 0 steps)."""
+    from ebtk.metrics.stats import paired_bootstrap_interval
+    from ebtk.tts.evaluate import group_rows, row_mean
+
+    lines = ["| split | compared | n | previous MCD dB | new MCD dB | ΔMCD new − previous [95 % CI] | "
+             "previous DNSMOS | new DNSMOS | ΔDNSMOS [95 % CI] |", "|---|---|---|---|---|---|---|---|---|"]
+    for split, prows in prev.items():
+        p, n = group_rows(prows), group_rows([r for r in new[split] if "(fp16)" not in r["system"]])
+        p_hyp = p[(f"hypothesis ({PREVIOUS})", 0, None)]
+        p_out = next((v for (s, kk, _), v in p.items() if s.startswith("refined")), p_hyp)
+        n_hyp = n[("hypothesis", 0, None)]
+        n_out = n[("refined", k, eta)] if k > 0 else n_hyp
+        for what, a, b in (("hypotheses", p_hyp, n_hyp), ("as shipped (default refinement)", p_out, n_out)):
+            ids = sorted(set(a) & set(b))
+            cells = []
+            for m in ("mcd", "dnsmos"):
+                iv = paired_bootstrap_interval([b[i][m] for i in ids], [a[i][m] for i in ids])
+                cells.append(f"{row_mean({i: a[i] for i in ids}, m):.3f} | {row_mean({i: b[i] for i in ids}, m):.3f} "
+                             f"| {iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]")
+            lines.append(f"| {split} | {what} | {len(ids)} | " + " | ".join(cells) + " |")
+    return lines + ["", "Both models from text on the same texts (each with its own front end and durations), "
+                        "scored against the recording; Δ paired by utterance, 95 % percentile bootstrap "
+                        "(10 000 resamples, seed 0); negative ΔMCD and positive ΔDNSMOS favour the new model."]
+
+
 def half_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
     """The bundle with every floating-point weight stored as fp16 (loaded back into fp32 modules)."""
     out = dict(bundle)
@@ -263,11 +318,13 @@ def loss_tail(run: Path, last: int = 500) -> str:
 
 
 def model_card(path: Path, info: dict[str, Any], table: list[str], selection: list[str],
-               unseen_table: list[str]) -> None:
+               unseen_table: list[str], prev_table: list[str] | None = None) -> None:
     from ebtk.io import atomic_write_text
 
     unseen = (f"\n## Unseen words (utterances each holding a word no training sentence has, from text)\n"
               f"{chr(10).join(unseen_table)}\n" if unseen_table else "")
+    if prev_table:
+        unseen += f"\n## Against the model it replaces (same texts, from text)\n{chr(10).join(prev_table)}\n"
     text = f"""# ebtk's pretrained TTS model (`tts_model.pt`)
 
 The default model of `ebtk synthesize` and `ebtk.tts.load()`: an acoustic model (phoneme encoder, duration
@@ -328,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides for both trainings")
     ap.add_argument("--no-ship", action="store_true", help="stop before copying the model into the package")
+    ap.add_argument("--previous", default=str(SHIPPED), metavar="BUNDLE",
+                    help="the model to compare the new one with (default: the package's current tts_model.pt; "
+                    "'none' skips the comparison)")
     ap.add_argument("--quick", action="store_true",
                     help="CI: tiny models, 4 + 4 steps, a 40-utterance corpus in --out; never ships")
     args = ap.parse_args(argv)
@@ -376,8 +436,18 @@ def main(argv: list[str] | None = None) -> int:
             log("unseen-words: from text, vocoded reference, hypothesis, chosen setting")
             rows = score_systems(synth, held_out.utterances(UNSEEN), [(k, eta)] if k > 0 else [], reference=True)
             atomic_write_text(unseen_csv, per_utterance_csv(rows))
+        if args.previous != "none" and Path(args.previous).is_file():
+            for split, name in (("test", "test"), (UNSEEN, "unseen")):
+                path = res / f"previous_{name}_per_utterance.csv"
+                if split in held_out.hyps["splits"] and not path.is_file():
+                    log(f"{split}: the previous model ({args.previous}), from text")
+                    atomic_write_text(path, per_utterance_csv(score_previous(Path(args.previous), held_out, split)))
     test_rows = read_per_utterance_csv(test_csv)
     unseen_rows = read_per_utterance_csv(unseen_csv) if unseen_csv.is_file() else []
+    prev = {split: read_per_utterance_csv(res / f"previous_{name}_per_utterance.csv")
+            for split, name in (("test", "test"), (UNSEEN, "unseen"))
+            if (res / f"previous_{name}_per_utterance.csv").is_file()}
+    prev_table = previous_table(prev, {"test": test_rows, UNSEEN: unseen_rows}, k, eta) if prev else []
     if not args.report_only:
         corpus = json.loads((acoustic_task(ac).corpus_path() / "corpus.json").read_text())
         small["record"] = ship_record(test_rows, corpus["utterances"], k, eta)
@@ -400,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(res / "test.md", "\n".join(table) + "\n")
     if unseen_table:
         atomic_write_text(res / "unseen.md", "\n".join(unseen_table) + "\n")
-    print("\n".join(selection + [""] + table + [""] + unseen_table))
+    if prev_table:
+        atomic_write_text(res / "previous.md", "\n".join(prev_table) + "\n")
+    print("\n".join(selection + [""] + table + [""] + unseen_table + [""] + prev_table))
     if args.report_only:
         return 0
     ac_m, rf_m = (json.loads((d / "metrics.json").read_text()) for d in (ac, rf))
@@ -426,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         "refiner_steps": rf_m["steps"], "refiner_minutes": logged_train_minutes(rf),
         "torch": torch.__version__,
     }
-    model_card(out / "MODEL_CARD.md", info, table, selection, unseen_table)
+    model_card(out / "MODEL_CARD.md", info, table, selection, unseen_table, prev_table)
     if args.no_ship:
         log(f"not shipped: {out / 'tts_model.pt'} and {out / 'MODEL_CARD.md'}")
         return 0

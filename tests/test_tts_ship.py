@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import re
 
+import pytest
 import torch
 
 from bench_fixtures import load_benchmark, needs_speech_engines, run_quick
@@ -38,6 +39,21 @@ def test_quick_run_scores_test_and_unseen_words_and_writes_the_card(tmp_path) ->
         assert by_system and all(ids == set(splits[split]) for ids in by_system.values()), name
         assert {"vocoded reference", "hypothesis"} <= set(by_system), name
 
+    # the previously shipped model on the same texts: its hypothesis and its own default refinement, and the
+    # paired table's ΔMCD is the mean of the per-utterance differences of the two CSVs
+    for name, split, new_csv in (("test", "test", "test"), ("unseen", "unseen-words", "unseen")):
+        prev = list(csv.DictReader(open(res / f"previous_{name}_per_utterance.csv")))
+        systems = {r["system"] for r in prev}
+        assert systems == {"hypothesis (previous model)", "refined (previous model)"}, systems
+        assert all({r["id"] for r in prev if r["system"] == s} == set(splits[split]) for s in systems)
+        new_hyp = {r["id"]: float(r["mcd"]) for r in csv.DictReader(open(res / f"{new_csv}_per_utterance.csv"))
+                   if r["system"] == "hypothesis"}
+        old_hyp = {r["id"]: float(r["mcd"]) for r in prev if r["system"] == "hypothesis (previous model)"}
+        want = sum(new_hyp[i] - old_hyp[i] for i in old_hyp) / len(old_hyp)
+        line = next(x for x in (res / "previous.md").read_text().splitlines()
+                    if x.startswith(f"| {split} | hypotheses | {len(old_hyp)} |"))
+        assert float(line.split("|")[6].split("[")[0]) == pytest.approx(want, abs=6e-4)
+
     interval = r"[+-]?[0-9.]+ \[[+-]?[0-9.]+, [+-]?[0-9.]+\]"
     unseen_md = (res / "unseen.md").read_text()
     n_pair = len(splits["unseen-words"]) + len(splits["test"])
@@ -47,6 +63,7 @@ def test_quick_run_scores_test_and_unseen_words_and_writes_the_card(tmp_path) ->
     assert f"Training vocabulary: {len(vocab)} words." in flat
     assert f"Split {len(train)}/{len(splits['val'])}/{len(splits['test'])}/{len(unseen)} " in flat
     assert "## Unseen words" in card and unseen_md.splitlines()[0] in card
+    assert "## Against the model it replaces" in card
     # the tiny run's 4 steps are all logged: the first and the last fifth (a step each)
     assert re.search(r"Acoustic training loss: [0-9.]+ → [0-9.]+ over its last 4 steps\.", flat), flat
     bundle = torch.load(out / "tts_model.pt", weights_only=True)
