@@ -657,6 +657,27 @@ def ttq_by_seed(rows: list[dict[str, Any]], curves: list[dict[str, Any]], ds: st
     return out
 
 
+def plateau_at_budget(rows: list[dict[str, Any]], curves: list[dict[str, Any]], dataset: str, method: str
+                      ) -> tuple[int, int, float | None]:
+    """The plateau rule applied to each finished test seed's val curve at its budget B (the evidence that B
+    is long enough for the tuned config, not only for the pilot's default): (seeds plateaued, seeds with a
+    curve, mean last-fifth gain: nats on toy2d, a fraction of the last window's mean on digits)."""
+    task = base.DATASETS[dataset][0]
+    tol, rel = PLATEAU_TOL[task], PLATEAU_RELATIVE[task]
+    n_ok, gains = 0, []
+    for r in rows:
+        if r["dataset"] != dataset or r["method"] != method or r["stage"] != "test" or r["status"] != "ok":
+            continue
+        pts = curve_of(curves, r["run_dir"])
+        b = int(r["steps"])
+        g = plateau_gain(pts, b)
+        if g is None:
+            continue
+        gains.append(g / _window_mean(pts, 0.8 * b, b) if rel else g)
+        n_ok += plateaued(pts, b, tol, rel)
+    return n_ok, len(gains), (sum(gains) / len(gains) if gains else None)
+
+
 ESCAPED = 0.5  # toy2d: a model with more than this share of its mass outside the evaluation grid has escaped
 
 
@@ -682,6 +703,9 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
         f"- **Escaped** (toy2d): test seeds whose model puts more than {ESCAPED:.0%} of its mass outside the "
         "evaluation grid (`mass_outside`): the energy fell away beyond the data, so the test NLL is huge. Such a "
         "seed is kept in the mean and its t-interval (it is a result); the **median** shows the typical seed.",
+        "- **Plateaued at B**: the pilot's plateau rule applied to each test seed's val curve at B (the tuned "
+        "config, not the pilot's default): seeds that meet it, and the mean improvement over the last fifth "
+        "(nats; digits: relative to the last fifth's mean).",
         f"- **Test**: {n_seeds} seeds (0–{n_seeds - 1}) of the chosen config at B, final metric on the test "
         "split; **95 % CI**: Student-t of the mean; **Δ**: paired by seed, t-interval; * = excludes 0.",
         f"- **Time to quality**: training seconds (one thread, evaluations excluded) until the val curve first "
@@ -737,8 +761,8 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
         toy = task == "toy2d"
         out += [f"| method | chosen (lr, param) | val at B | div. | n | test {metric} | 95 % CI | median | "
                 + ("escaped | " if toy else "") + f"Δ vs best ({_label(best) if best else '–'}) | 95 % CI | "
-                "Δ vs pcd | 95 % CI | train CPU s |",
-                "|---|---|---|---|---|---|---|---|" + ("---|" if toy else "") + "---|---|---|---|---|"]
+                "Δ vs pcd | 95 % CI | train CPU s | plateaued at B (gain) |",
+                "|---|---|---|---|---|---|---|---|" + ("---|" if toy else "") + "---|---|---|---|---|---|"]
         for m in present:
             mr = [r for r in drows if r["method"] == m]
             t2 = [r for r in mr if r["stage"] == "tune2" and r["status"] == "ok"]
@@ -757,18 +781,21 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
             chosen = f"{ch['lr']}, {ch['param_value']}" if ch else "–"
             med = _g(statistics.median(tv[m].values())) if tv[m] else "–"
             esc = (f"{len(escaped_seeds(drows, ds, m))}/{iv.n} | " if toy else "")
+            n_pl, n_c, gain = plateau_at_budget(drows, curves, ds, m)
+            plat = f"{n_pl}/{n_c} ({_g(gain, 2)}{'' if toy else ' rel.'})" if n_c else "–"
             out.append(f"| {_label(m)} | {chosen} | "
                        f"{_g(num(ch['value'])) if ch else '–'} | {div} | {iv.n}/{n_seeds} | {_g(iv.mean)} | "
                        f"{_ci(iv)} | {med} | {esc}"
-                       + " | ".join(cells) + f" | {_g(statistics.median(secs), 3) if secs else '–'} |")
+                       + " | ".join(cells) + f" | {_g(statistics.median(secs), 3) if secs else '–'} | {plat} |")
         out.append("")
         if best:
             iv = _t(tv[best].values())
             planned = [m for m in methods if m not in cuts]
             part = "" if set(planned) <= set(means) else (
                 f" (PARTIAL: of the {len(means)}/{len(planned)} methods with test seeds so far)")
+            n_pl, n_c, gain = plateau_at_budget(drows, curves, ds, best)
             line = (f"- **{ds}**{part}: best {_label(best)}, test {metric} {_g(iv.mean)} {_ci(iv)} "
-                    f"(n = {iv.n})")
+                    f"(n = {iv.n}; its val curve plateaued at B by the rule on {n_pl}/{n_c} seeds)")
             kbest = _best_k_by_val(drows, ds)
             if kbest and kbest in tv:
                 ds_ = [f"{_label(kbest)} − {ref}: {_g(d.mean)}{'*' if d.excludes_zero() else ''} {_ci(d)}"

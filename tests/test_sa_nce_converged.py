@@ -64,6 +64,37 @@ def test_relative_plateau_rule_for_fd(conv):
     assert conv.plateau_budget(pts, CANDS, 0.001) is None
 
 
+def test_plateau_at_budget_judges_each_test_seeds_val_curve(conv):
+    """Two toy2d test seeds at B = 10 000: one flat after step 4000 (gain 0), one still falling (the
+    falling curve above, gain > 0.2); a tuning run and a failed seed are not counted. On digits the rule is
+    relative: 10·0.99^(x/2000)'s two windows are the same points shifted by 2000 steps, so the earlier mean is
+    the later one / 0.99: a gain of 1/0.99 − 1 = 1.01 % of the last window's mean, under the 2 % tolerance."""
+    def rows_curves(ds, fs):
+        rows, curves = [], []
+        for seed, f in enumerate(fs):
+            rd = f"{ds}/m/c/seed{seed}-test"
+            rows.append({"dataset": ds, "method": "m", "stage": "test", "status": "ok", "steps": "10000",
+                         "run_dir": rd})
+            curves += [{"run_dir": rd, "step": x, "seconds": x / 100, "value": v} for x, v in _curve(f)]
+        rows.append({**rows[0], "stage": "tune2", "run_dir": f"{ds}/m/c/seed1000-val"})
+        rows.append({**rows[0], "status": "failed", "run_dir": f"{ds}/m/c/seed9-test"})
+        return rows, curves
+
+    def flat(x):
+        return 3 + max(0, 4000 - x) / 1000
+
+    def falling(x):
+        return 3 + 10 / (1 + x / 1000)
+
+    rows, curves = rows_curves("8gaussians", [flat, falling])
+    n_pl, n, gain = conv.plateau_at_budget(rows, curves, "8gaussians", "m")
+    assert (n_pl, n) == (1, 2)
+    assert gain == pytest.approx((0 + conv.plateau_gain(_curve(falling), 10_000)) / 2)
+    rows, curves = rows_curves("digits", [lambda x: 10 * 0.99 ** (x / 2000)])
+    n_pl, n, gain = conv.plateau_at_budget(rows, curves, "digits", "m")
+    assert (n_pl, n) == (1, 1) and gain == pytest.approx(1 / 0.99 - 1, rel=1e-9)
+
+
 def test_time_to_quality_on_synthetic_curves(conv):
     floor = 2.8
     # floor + e^{−t/100}, evaluated every 50 s: within 0.1 nats once t ≥ 100·ln 10 = 230.3 → first at 250
