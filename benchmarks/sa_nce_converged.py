@@ -739,9 +739,11 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
                 parts.append(f"{_label(m)} {n1}/{levels**2}·{n2}/3·{nt}/{n_seeds}")
         b = budgets[ds]["budget"] or budgets[ds]["pilot_steps"]
         how = "plateaued" if budgets[ds]["budget"] else "provisional: not plateaued within the pilot"
+        n_wall = sum(r["stage"] == "wall" and r["status"] != "todo" for r in drows)
         status_lines.append(f"- {ds} (pilot complete; B = {b}, {how}): " + (
-            "complete" if not parts else "**pending**: " + ", ".join(parts) + " (runs finished: stage 1 · stage 2 "
-            "· test)"))
+            "equal-steps rows complete" if not parts else "**pending**: " + ", ".join(parts)
+            + " (runs finished: stage 1 · stage 2 · test)")
+            + f"; same-wall-clock rows: {n_wall} finished" + (" (**pending**)" if not n_wall else ""))
     if cuts:
         status_lines.append(f"- cut by the compute plan: {', '.join(cuts)}")
     out += status_lines + [""]
