@@ -306,8 +306,7 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             row.update(json.loads((d / "study_wall.json").read_text()))
         except (OSError, ValueError):
             pass
-        metric = row["metric"]
-        floor_key = "true_nll" if metric == "nll" else "fd_test"
+        metric, floor = row["metric"], base.floor_key(row["metric"])
         for p in read_curve(d):
             if p.get("split") != "val":
                 continue
@@ -315,12 +314,11 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                                                    "run_dir")},
                            "step": p["step"], "seconds": p["train_seconds"],
                            "cpu_seconds": p.get("train_cpu_seconds", ""), "value": p.get(metric, ""),
-                           "floor": p.get(floor_key, "")})
+                           "floor": p.get(floor, "")})
     return rows, curves
 
 
 IDENTITY_INT = ("seed", "steps")
-METRIC_KEYS = ("train_seconds", "nll", "true_nll", "kl", "mmd", "mass_outside", "fd", "kid", "fd_test")
 
 
 def restore_run_dirs(root: Path, rows: list[dict[str, Any]], curves: list[dict[str, Any]]) -> int:
@@ -352,17 +350,17 @@ def restore_run_dirs(root: Path, rows: list[dict[str, Any]], curves: list[dict[s
             atomic_write_text(d / "failed.txt", (r.get("error") or "failed") + "\n")
         else:
             m: dict[str, Any] = {"steps": int(r["steps"]), r["metric"]: math.nan}
-            m.update({k: float(r[k]) for k in METRIC_KEYS if r.get(k) not in (None, "")})
+            m.update({k: float(r[k]) for k in base.METRIC_KEYS if r.get(k) not in (None, "")})
             atomic_write_text(d / "metrics.json", json.dumps(m, indent=2) + "\n")
         if r.get("wall_seconds") not in (None, ""):
             atomic_write_text(d / "study_wall.json", json.dumps(
                 {"wall_seconds": float(r["wall_seconds"]), "cpu_seconds": float(r["cpu_seconds"]),
                  "eval_every": int(float(r["eval_every"]))}) + "\n")
-        floor_key = "true_nll" if r["metric"] == "nll" else "fd_test"
+        floor = base.floor_key(r["metric"])
         lines = []
         for c in sorted(by_dir.get(r["run_dir"], []), key=lambda c: int(c["step"])):
             p: dict[str, Any] = {"step": int(c["step"]), "split": "val", "train_seconds": float(c["seconds"])}
-            for key, col in (("train_cpu_seconds", "cpu_seconds"), (r["metric"], "value"), (floor_key, "floor")):
+            for key, col in (("train_cpu_seconds", "cpu_seconds"), (r["metric"], "value"), (floor, "floor")):
                 if c.get(col) not in (None, ""):
                     p[key] = float(c[col])
             lines.append(json.dumps(p))

@@ -399,6 +399,14 @@ def median_seconds(runs: list[Run]) -> float | None:
 
 
 # -- raw numbers --------------------------------------------------------------------------------------
+METRIC_KEYS = ("train_seconds", "nll", "true_nll", "kl", "mmd", "mass_outside", "fd", "kid", "fd_test")  # metrics.json
+
+
+def floor_key(metric: str) -> str:
+    """The metrics.json key of the metric's floor: the data's own NLL (toy2d), real digits' FD (digits)."""
+    return "true_nll" if metric == "nll" else "fd_test"
+
+
 def collect(root: Path) -> list[dict[str, Any]]:
     """One row per run dir of the study under `root` (its study_run.json + metrics.json or failed.txt)."""
     rows = []
@@ -418,7 +426,7 @@ def collect(root: Path) -> list[dict[str, Any]]:
             v = m.get(metric)
             row["status"] = "ok" if isinstance(v, (int, float)) and math.isfinite(v) else "nan"
             row["value"] = v if row["status"] == "ok" else ""
-            for k in ("train_seconds", "nll", "true_nll", "kl", "mmd", "mass_outside", "fd", "kid", "fd_test"):
+            for k in METRIC_KEYS:
                 if m.get(k) is not None:
                     row[k] = m[k]
         elif (d / "failed.txt").exists():
@@ -538,8 +546,7 @@ def report(rows: list[dict[str, Any]], levels: int = 2, n_seeds: int = 5) -> str
         secondary = DATASETS[ds][3]
         steps = sorted({int(r["steps"]) for r in drows if r["stage"] == "tune"})
         out += [f"## {ds} (test {metric}; {'/'.join(map(str, steps))} steps)", ""]
-        floor_key = "true_nll" if metric == "nll" else "fd_test"
-        floors = [_num(r.get(floor_key)) for r in drows if r["split"] == "test" and r["status"] == "ok"]
+        floors = [_num(r.get(floor_key(metric))) for r in drows if r["split"] == "test" and r["status"] == "ok"]
         floors = [f for f in floors if f is not None]
         if floors:
             what = (

@@ -406,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     ac, rf = out / "acoustic", out / "delta-text"
     val_csv, test_csv = res / "val_per_utterance.csv", res / "test_per_utterance.csv"
     unseen_csv = res / "unseen_per_utterance.csv"
+    prev_csvs = {"test": res / "previous_test_per_utterance.csv", UNSEEN: res / "previous_unseen_per_utterance.csv"}
     if not args.report_only:
         data, kept = seed_acoustic(ac, Path(args.acoustic_from)) if args.acoustic_from else ([], [])
         train_stage(ac, "acoustic", [*data, *kept, "train.ckpt_every=100", "train.log_every=20", *REFINER_EVAL],
@@ -437,16 +438,13 @@ def main(argv: list[str] | None = None) -> int:
             rows = score_systems(synth, held_out.utterances(UNSEEN), [(k, eta)] if k > 0 else [], reference=True)
             atomic_write_text(unseen_csv, per_utterance_csv(rows))
         if args.previous != "none" and Path(args.previous).is_file():
-            for split, name in (("test", "test"), (UNSEEN, "unseen")):
-                path = res / f"previous_{name}_per_utterance.csv"
+            for split, path in prev_csvs.items():
                 if split in held_out.hyps["splits"] and not path.is_file():
                     log(f"{split}: the previous model ({args.previous}), from text")
                     atomic_write_text(path, per_utterance_csv(score_previous(Path(args.previous), held_out, split)))
     test_rows = read_per_utterance_csv(test_csv)
     unseen_rows = read_per_utterance_csv(unseen_csv) if unseen_csv.is_file() else []
-    prev = {split: read_per_utterance_csv(res / f"previous_{name}_per_utterance.csv")
-            for split, name in (("test", "test"), (UNSEEN, "unseen"))
-            if (res / f"previous_{name}_per_utterance.csv").is_file()}
+    prev = {split: read_per_utterance_csv(path) for split, path in prev_csvs.items() if path.is_file()}
     prev_table = previous_table(prev, {"test": test_rows, UNSEEN: unseen_rows}, k, eta) if prev else []
     if not args.report_only:
         corpus = json.loads((acoustic_task(ac).corpus_path() / "corpus.json").read_text())
