@@ -676,6 +676,32 @@ def plateau_at_budget(rows: list[dict[str, Any]], curves: list[dict[str, Any]], 
     return n_ok, len(gains), (sum(gains) / len(gains) if gains else None)
 
 
+def beyond_budget(rows: list[dict[str, Any]], curves: list[dict[str, Any]], dataset: str, wall_method: str
+                  ) -> dict[int, tuple[float, float, float]]:
+    """Does training past B help? A same-wall-clock row trains its method's chosen config, seed for seed, for
+    longer than B, and it is the same run up to B (seeded batches, no schedule), so its val curve after B
+    continues the B-step run's. Per seed with both: (val at B: the B-step run's last curve point, the best val
+    point of the longer run after step B, its last point)."""
+    method = wall_method.split("@")[0]
+    at_b = {}
+    for r in rows:
+        if (r["dataset"] == dataset and r["method"] == method and r["stage"] == "test" and r["status"] == "ok"
+                and (pts := curve_of(curves, r["run_dir"]))):
+            at_b[int(r["seed"])] = (int(r["steps"]), pts[-1][1])
+    out = {}
+    for r in rows:
+        if r["dataset"] != dataset or r["method"] != wall_method or r["status"] != "ok":
+            continue
+        seed = int(r["seed"])
+        if seed not in at_b:
+            continue
+        b, v_b = at_b[seed]
+        after = [v for x, v in curve_of(curves, r["run_dir"]) if x > b]
+        if after:
+            out[seed] = (v_b, min(after), after[-1])
+    return out
+
+
 ESCAPED = 0.5  # toy2d: a model with more than this share of its mass outside the evaluation grid has escaped
 
 
@@ -860,16 +886,27 @@ def converged_report(rows: list[dict[str, Any]], curves: list[dict[str, Any]], p
             out.append("")
         walls = sorted({r["method"] for r in drows if r["stage"] == "wall"})
         if walls:
+            tol, rel = PLATEAU_TOL[task], PLATEAU_RELATIVE[task]
             out += ["Same wall-clock rows (sampler-free methods at SA-NCE's best K's median seconds), paired by seed "
-                    "against their own step-budget row:", "", "| row | n | mean | Δ vs its B-step row | 95 % CI |",
-                    "|---|---|---|---|---|"]
+                    "against their own step-budget row. Each one also extends its method's B-step run (the same "
+                    "run up to B), so its val curve says whether training past B helps: *best val after B − val "
+                    f"at B* per seed (t-interval), and the seeds that gain more than the plateau tolerance "
+                    f"({tol:g}{' of the val at B' if rel else ' nats'}) at any point after B:", "",
+                    "| row | n | test mean | Δ vs its B-step row | 95 % CI | val at B → best after B → end (means) "
+                    "| best after B − at B | 95 % CI | seeds gaining |", "|---|---|---|---|---|---|---|---|---|"]
             for m in walls:
                 v = base.test_values(drows, ds, m)
                 ref = tv.get(m.split("@")[0], {})
                 d = base.paired(v, ref) if len(set(v) & set(ref)) >= 2 else None
+                bb = beyond_budget(drows, curves, ds, m)
+                gain = _t([b - a for a, b, _ in bb.values()]) if bb else None
+                n_gain = sum(a - b > (tol * abs(a) if rel else tol) for a, b, _ in bb.values())
+                cols = [statistics.fmean(x[i] for x in bb.values()) for i in range(3)] if bb else []
                 out.append(f"| {m} | {len(v)} | {_g(_t(v.values()).mean)} | "
                            f"{(_g(d.mean) + ('*' if d.excludes_zero() else '')) if d else '–'} | "
-                           f"{_ci(d) if d else '–'} |")
+                           f"{_ci(d) if d else '–'} | {' → '.join(map(_g, cols)) or '–'} | "
+                           f"{(_g(gain.mean) + ('*' if gain.excludes_zero() else '')) if gain else '–'} | "
+                           f"{_ci(gain) if gain else '–'} | {f'{n_gain}/{len(bb)}' if bb else '–'} |")
             out.append("")
         if plot_dir is not None:
             png = plot_curves(curves, drows, ds, present, plot_dir)

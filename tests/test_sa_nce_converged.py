@@ -232,3 +232,25 @@ def test_bad_arguments_are_one_error_line_and_exit_2(conv, tmp_path, capsys, arg
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert not (tmp_path / "runs").exists()
+
+
+def test_beyond_budget_continues_the_b_step_run_with_the_longer_one(conv):
+    """Seed 0's B-step run ends at 3.0 and its longer run dips to 2.9 after B, ending at 3.2; seed 1 only gets
+    worse after B (best after B 3.5 > 3.4 at B); seed 2 has no B-step run (no pair). Points at or before B of the
+    longer run are not 'after B', whatever their value."""
+    def run(rd, method, stage, seed, steps, pts):
+        row = {"dataset": "8gaussians", "method": method, "stage": stage, "status": "ok", "seed": str(seed),
+               "steps": str(steps), "run_dir": rd}
+        return row, [{"run_dir": rd, "step": x, "seconds": x / 100, "value": v} for x, v in pts]
+
+    rows, curves = [], []
+    for args in [("a", "nce", "test", 0, 1000, [(0, 9.0), (500, 4.0), (1000, 3.0)]),
+                 ("b", "nce@wall3000", "wall", 0, 3000, [(0, 9.0), (900, 1.0), (1800, 2.9), (2700, 3.2)]),
+                 ("c", "nce", "test", 1, 1000, [(0, 9.0), (1000, 3.4)]),
+                 ("d", "nce@wall3000", "wall", 1, 3000, [(900, 3.3), (1800, 3.5), (2700, 4.0)]),
+                 ("e", "nce@wall3000", "wall", 2, 3000, [(1800, 2.0)])]:
+        r, c = run(*args)
+        rows.append(r)
+        curves += c
+    assert conv.beyond_budget(rows, curves, "8gaussians", "nce@wall3000") == {0: (3.0, 2.9, 3.2), 1: (3.4, 3.5, 4.0)}
+    assert conv.beyond_budget(rows, curves, "digits", "nce@wall3000") == {}
