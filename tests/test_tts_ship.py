@@ -101,3 +101,47 @@ def test_acoustic_from_copies_the_run_and_reproduces_its_corpus_settings(tmp_pat
         assert str(e).startswith("error:") and "checkpoint.pt" in str(e)
     else:
         raise AssertionError("a source without a checkpoint was accepted")
+
+
+def test_from_text_refiner_trains_on_the_models_own_mels_and_ships_joined(tmp_path) -> None:
+    """--refiner-input from-text: one `.npy` per corpus utterance, equal to what the acoustic model says from
+    text; the refiner is a `hypotheses.dir` run on the acoustic run's own train split (nothing held out leaks
+    in); the shipped bundle's refined mel equals refining the acoustic bundle's hypothesis with the refiner-only
+    bundle (`attach_refiner`, checked against `load_refiner`), and the wrong kinds are refused. `--val-only`
+    stops after the val selection."""
+    import numpy as np
+
+    import ebtk.tts
+    from ebtk.errors import EbtkError
+    from ebtk.tts.bundle import attach_refiner, bundle_from_run
+
+    bench = load_benchmark("tts_ship")
+    out, res = tmp_path / "runs", tmp_path / "res"
+    args = ["--quick", "--refiner-input", "from-text", "--previous", "none", "--out", str(out), "--results", str(res)]
+    assert bench.main([*args, "--val-only"]) == 0  # to compare recipes on val first: stops after the selection
+    assert (res / "selection.md").is_file() and not (res / "test_per_utterance.csv").exists()
+    assert not (out / "tts_model.pt").exists()
+    assert bench.main(args) == 0  # resumes: the same val rows, then test and the bundle
+    ac, rf, hyps = out / "acoustic", out / "delta-fromtext", out / "fromtext-hyps"
+    task = bench.acoustic_task(ac)
+    assert {p.stem for p in hyps.glob("*.npy")} == set(task.items())
+    acoustic = ebtk.tts.load(ac)
+    uid = sorted(task.items())[0]
+    want = acoustic.mels(acoustic.phonemes(task.items()[uid][0]))[0][0].numpy()
+    np.testing.assert_allclose(np.load(hyps / f"{uid}.npy"), np.maximum(want, np.log(1e-7)), atol=1e-4)
+
+    rf_task = bench.acoustic_task(rf)
+    assert rf_task.train_ids() == task.train_ids()
+    for split in ("val", "test", "unseen-words"):
+        assert not set(task.splits()[split]) & set(rf_task.train_ids())
+
+    shipped = ebtk.tts.load(out / "tts_model.pt")
+    assert shipped.kind == "refiner" and not shipped.text_cond
+    for k, eta in ((1, 1.0), (2, 0.5)):  # whatever the default chosen on val (0 steps ships the hypothesis)
+        hyp, refined = shipped.mels(acoustic.phonemes(task.items()[uid][0]), steps=k, step_size=eta)
+        alone = ebtk.tts.load_refiner(rf).refine(hyp[0].float().numpy(), k, eta)
+        assert np.abs(alone - hyp[0].float().numpy()).max() > 1e-3  # the refiner does move the mel
+        np.testing.assert_allclose(refined[0].float().numpy(), alone, atol=2e-4)  # fp16 weights vs fp32: 4e-5 seen
+    with pytest.raises(EbtkError, match="acoustic bundle and a refiner-only"):
+        attach_refiner(bundle_from_run(ac), bundle_from_run(ac))
+    assert "own mels from text" in " ".join((out / "MODEL_CARD.md").read_text().split())

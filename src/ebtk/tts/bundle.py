@@ -260,6 +260,41 @@ def refiner_only_bundle(config: dict[str, Any], state: dict[str, Any], source: d
             "source": source}
 
 
+def attach_refiner(acoustic: dict[str, Any], refiner: dict[str, Any]) -> dict[str, Any]:
+    """A text → wav bundle: an acoustic bundle with a refiner-only bundle's refiner and its defaults.
+
+    For a refiner trained on the acoustic model's own *from-text* mels (`hypotheses.dir` holding what the
+    model says from text, DTW-aligned to the recordings), i.e. on exactly the input it refines in
+    `ebtk synthesize`; the refiner run itself has no acoustic model (it was trained on files), so this puts
+    the two together. The refiner sees the hypothesis only (no text encoding), as it was trained.
+
+    Args:
+        acoustic: a bundle of kind "acoustic" (`bundle_from_run` of an acoustic run, `read_bundle`).
+        refiner: a bundle of kind "refiner-only" (`bundle_from_run` of a `hypotheses.dir` refiner run).
+
+    Returns:
+        A new bundle of kind "refiner": the acoustic model, front end and mel constants of `acoustic`; the
+        refiner and its default steps and step size of `refiner`; ``source`` the refiner's, with the acoustic
+        run's record under ``acoustic``.
+
+    Raises:
+        EbtkError: the kinds are not acoustic and refiner-only, the refiner conditions on text, or the two
+            were made with different mel settings.
+    """
+    if acoustic.get("kind") != "acoustic" or refiner.get("kind") != REFINER_ONLY:
+        raise EbtkError(f"attach_refiner needs an acoustic bundle and a {REFINER_ONLY} bundle, not "
+                        f"{acoustic.get('kind')!r} and {refiner.get('kind')!r}")
+    if refiner["refiner"]["text_cond"]:
+        raise EbtkError("the refiner conditions on a text encoding, which a refiner-only bundle cannot have")
+    if refiner["mel"]["settings"] != acoustic["mel"]["settings"]:
+        raise EbtkError(f"the refiner's mel settings {refiner['mel']['settings']} differ from the acoustic "
+                        f"model's {acoustic['mel']['settings']}")
+    r = refiner["refine"]
+    return {**acoustic, "kind": "refiner", "refiner": refiner["refiner"],
+            "refine": {**acoustic["refine"], "steps": int(r["steps"]), "step_size": r["step_size"]},
+            "source": {**refiner["source"], "acoustic": acoustic["source"]}}
+
+
 def write_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
     """Write `bundle` atomically (`ebtk.io.atomic_write`) to `path` with ``torch.save``.
 
@@ -751,6 +786,6 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
     return Synthesizer(read_bundle(p), device)
 
 
-__all__ = ["FORMAT", "REFINER_ONLY", "SHIPPED_MODEL", "VERSION", "Synthesizer", "acoustic_section", "build_acoustic",
-           "build_refiner", "bundle_from_run", "export", "load", "read_bundle", "refiner_only_bundle",
+__all__ = ["FORMAT", "REFINER_ONLY", "SHIPPED_MODEL", "VERSION", "Synthesizer", "acoustic_section", "attach_refiner",
+           "build_acoustic", "build_refiner", "bundle_from_run", "export", "load", "read_bundle", "refiner_only_bundle",
            "refiner_section", "shipped_model_path", "write_bundle"]
