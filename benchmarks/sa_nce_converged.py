@@ -72,24 +72,23 @@ def _window_mean(points: Sequence[tuple[float, float]], lo: float, hi: float) ->
     return sum(vals) / len(vals) if vals else None
 
 
-def plateau_gain(points: Sequence[tuple[float, float]], end: float, frac: float = 0.2) -> float | None:
+def plateau_gain(points: Sequence[tuple[float, float]], end: float, frac: float = 0.2, relative: bool = False
+                 ) -> float | None:
     """Improvement of a curve over the last `frac` of [0, end]: mean of the values with x in
-    (end − 2·frac·end, end − frac·end] minus the mean of those in (end − frac·end, end]. points: (x, value)
-    pairs, lower is better. None when a window holds no point (or a value is not finite)."""
+    (end − 2·frac·end, end − frac·end] minus the mean of those in (end − frac·end, end] (relative: divided
+    by the latter, for a positive metric such as FD). points: (x, value) pairs, lower is better. None when a
+    window holds no point (or a value is not finite)."""
     a = _window_mean(points, end * (1 - 2 * frac), end * (1 - frac))
     b = _window_mean(points, end * (1 - frac), end)
     if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
         return None
-    return a - b
+    return (a - b) / b if relative else a - b
 
 
 def plateaued(points: Sequence[tuple[float, float]], end: float, tol: float, relative: bool = False) -> bool:
     """The plateau rule at `end`: gain < tol (relative: gain < tol × the last window's mean)."""
-    g = plateau_gain(points, end)
-    if g is None:
-        return False
-    limit = tol * _window_mean(points, end * 0.8, end) if relative else tol
-    return g < limit
+    g = plateau_gain(points, end, relative=relative)
+    return g is not None and g < tol
 
 
 def plateau_budget(
@@ -668,11 +667,11 @@ def plateau_at_budget(rows: list[dict[str, Any]], curves: list[dict[str, Any]], 
             continue
         pts = curve_of(curves, r["run_dir"])
         b = int(r["steps"])
-        g = plateau_gain(pts, b)
+        g = plateau_gain(pts, b, relative=rel)
         if g is None:
             continue
-        gains.append(g / _window_mean(pts, 0.8 * b, b) if rel else g)
-        n_ok += plateaued(pts, b, tol, rel)
+        gains.append(g)
+        n_ok += g < tol
     return n_ok, len(gains), (sum(gains) / len(gains) if gains else None)
 
 
