@@ -30,6 +30,8 @@ Stages (each resumable; a stage whose output exists is skipped):
         --set data.n_utts=10000 data.bucket=8 train.amp=true train.threads=1     # model v2
     python benchmarks/tts_ship.py --refiner-input from-text --acoustic-from runs/ship/acoustic \
         --out runs/ship-ft --results runs/ship-ft-res --val-only     # the other refiner recipe, on val only
+    python benchmarks/tts_ship.py --choose-recipe delta-text=runs/ship-res from-text=runs/ship-ft-res \
+        --results results/tts/shipped          # recipe.md: the recipe to ship, chosen on val
     python benchmarks/tts_ship.py --report-only         # tables from the committed CSVs
     python benchmarks/tts_ship.py --quick --out /tmp/s --results /tmp/s/res   # CI: the whole pipeline, tiny
 """
@@ -168,6 +170,36 @@ def choose(val_rows: list[dict[str, Any]]) -> tuple[int, float, list[str]]:
         lines.append(f"| {kk} | {'–' if ee is None else f'{ee:g}'} | {len(rows)} | {row_mean(rows, 'mcd'):.3f} | "
                      f"{row_mean(rows, 'dnsmos'):.3f} | {mark} |")
     return k, eta, lines
+
+
+def choose_recipe(val: dict[str, list[dict[str, Any]]]) -> tuple[str, int, float, list[str]]:
+    """Which refiner recipe to ship, chosen on val like a setting: every recipe's hypothesis and refined
+    settings (its val rows from `--val-only`, the same acoustic model and texts) compete by `choose_setting`'s
+    rule, the lowest mean MCD with DNSMOS breaking ties within TIE_DB. Returns (recipe, steps, η, table);
+    steps 0 means no recipe beats the hypothesis (then the first recipe is named).
+
+    Raises:
+        SystemExit: the recipes' hypothesis rows differ: they were not scored on the same model and texts.
+    """
+    from ebtk.tts.evaluate import group_rows, row_mean
+
+    hyps = {name: group_rows(rows)[("hypothesis", 0, None)] for name, rows in val.items()}
+    first = next(iter(hyps.values()))
+    for name, h in hyps.items():
+        if set(h) != set(first) or any(abs(h[i]["mcd"] - first[i]["mcd"]) > 1e-6 for i in h):
+            raise SystemExit(f"error: recipe {name}'s val hypotheses differ from the others': not the same "
+                             "acoustic model and texts")
+    cands = [(row_mean(rows, "mcd"), -row_mean(rows, "dnsmos"), name, k, e, len(rows))
+             for name, r in val.items() for (sys_, k, e), rows in group_rows(r).items() if sys_ == "refined"]
+    h0 = next(iter(val))
+    cands.append((row_mean(first, "mcd"), -row_mean(first, "dnsmos"), h0, 0, None, len(first)))
+    best = min(c[0] for c in cands)
+    chosen = min((c for c in cands if c[0] <= best + TIE_DB), key=lambda c: (c[1], c[0]))
+    lines = ["| recipe | steps | η | n | MCD (dB) | DNSMOS | chosen |", "|---|---|---|---|---|---|---|"]
+    for c in sorted(cands, key=lambda c: (c[3] > 0, c[2], c[3], c[4] or 0)):
+        lines.append(f"| {c[2] if c[3] else '(hypothesis)'} | {c[3]} | {'–' if c[4] is None else f'{c[4]:g}'} | "
+                     f"{c[5]} | {c[0]:.3f} | {-c[1]:.3f} | {'**yes**' if c is chosen else ''} |")
+    return chosen[2], chosen[3], 1.0 if chosen[4] is None else chosen[4], lines
 
 
 def test_table(test_rows: list[dict[str, Any]], k: int, eta: float) -> list[str]:
@@ -435,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refiner-input", choices=("teacher-forced", "from-text"), default="teacher-forced",
                     help="train the refiner on the acoustic run's teacher-forced hypotheses with the text encoding "
                     "(default), or on the model's own from-text mels, DTW-aligned (stage 2)")
+    ap.add_argument("--choose-recipe", nargs="+", default=None, metavar="NAME=RESULTS",
+                    help="choose the refiner recipe on val among finished --val-only runs (their --results dirs): "
+                    "writes recipe.md into --results and prints the chosen name")
     ap.add_argument("--val-only", action="store_true",
                     help="stop after the val selection (selection.md): to compare refiner recipes on val first")
     ap.add_argument("--quick", action="store_true",
@@ -455,6 +490,18 @@ def main(argv: list[str] | None = None) -> int:
 
     out, res = Path(args.out), Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
+    if args.choose_recipe:
+        recipes = dict(a.split("=", 1) for a in args.choose_recipe)
+        missing = [d for d in recipes.values() if not (Path(d) / "val_per_utterance.csv").is_file()]
+        if missing:
+            raise SystemExit(f"error: no val_per_utterance.csv in {', '.join(missing)}; hint: run with --val-only")
+        name, k, eta, lines = choose_recipe({n: read_per_utterance_csv(Path(d) / "val_per_utterance.csv")
+                                             for n, d in recipes.items()})
+        text = "\n".join(lines) + (f"\n\nChosen on val: **{name}**, {k} step(s) at η = {eta:g}.\n" if k else
+                                    "\n\nNo recipe beats the hypothesis on val.\n")
+        atomic_write_text(res / "recipe.md", text)
+        print(text + name)
+        return 0
     from_text = args.refiner_input == "from-text"
     ac, rf = out / "acoustic", out / ("delta-fromtext" if from_text else "delta-text")
     val_csv, test_csv = res / "val_per_utterance.csv", res / "test_per_utterance.csv"

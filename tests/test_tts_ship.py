@@ -145,3 +145,37 @@ def test_from_text_refiner_trains_on_the_models_own_mels_and_ships_joined(tmp_pa
     with pytest.raises(EbtkError, match="acoustic bundle and a refiner-only"):
         attach_refiner(bundle_from_run(ac), bundle_from_run(ac))
     assert "own mels from text" in " ".join((out / "MODEL_CARD.md").read_text().split())
+
+
+def test_choose_recipe_on_val_rows(tmp_path) -> None:
+    """Two recipes on the same val hypotheses: recipe B's (1, η 1) has the lowest MCD (4.80), its (2, η 0.5)
+    is within TIE_DB (4.805) with a higher DNSMOS, so it wins; A's best (4.90) loses. If nothing beats the
+    hypothesis, 0 steps; hypotheses that differ between recipes are refused."""
+    bench = load_benchmark("tts_ship")
+
+    def rows(system, k, eta, mcds, dnsmos):
+        return [{"id": f"u{i}", "system": system, "steps": k, "step_size": eta, "mcd": m, "logf0_rmse": None,
+                 "vuv": None, "dnsmos": dnsmos} for i, m in enumerate(mcds)]
+
+    hyp = rows("hypothesis", 0, None, [5.0, 5.2], 2.0)
+    a = hyp + rows("refined", 1, 1.0, [4.85, 4.95], 2.1)
+    b = hyp + rows("refined", 1, 1.0, [4.75, 4.85], 2.1) + rows("refined", 2, 0.5, [4.76, 4.85], 2.3)
+    name, k, eta, lines = bench.choose_recipe({"A": a, "B": b})
+    assert (name, k, eta) == ("B", 2, 0.5)
+    assert sum("**yes**" in x for x in lines) == 1 and "| B | 2 | 0.5 | 2 | 4.805 | 2.300 | **yes** |" in lines
+    worse = hyp + rows("refined", 1, 1.0, [5.3, 5.4], 2.5)
+    assert bench.choose_recipe({"A": worse, "B": worse})[1:3] == (0, 1.0)
+    with pytest.raises(SystemExit, match="differ"):
+        bench.choose_recipe({"A": a, "C": rows("hypothesis", 0, None, [5.0, 5.3], 2.0)})
+
+    # the command line: the --val-only runs' CSVs in, recipe.md out
+    from ebtk.tts.evaluate import per_utterance_csv
+
+    for name, r in (("A", a), ("B", b)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "val_per_utterance.csv").write_text(per_utterance_csv(r))
+    assert bench.main(["--choose-recipe", f"A={tmp_path / 'A'}", f"B={tmp_path / 'B'}",
+                       "--results", str(tmp_path / "res")]) == 0
+    assert "Chosen on val: **B**, 2 step(s) at η = 0.5." in (tmp_path / "res" / "recipe.md").read_text()
+    with pytest.raises(SystemExit, match="no val_per_utterance.csv"):
+        bench.main(["--choose-recipe", f"A={tmp_path / 'A'}", f"D={tmp_path / 'D'}", "--results", str(tmp_path)])
