@@ -342,8 +342,7 @@ def restore_run_dirs(root: Path, rows: list[dict[str, Any]], curves: list[dict[s
         if (d / "study_run.json").exists():
             continue
         d.mkdir(parents=True, exist_ok=True)
-        ident = {k: r[k] for k in ("dataset", "task", "method", "objective", "stage", "config", "lr", "param",
-                                   "param_value", "seed", "split", "steps")}
+        ident = {k: r[k] for k in base.IDENTITY_FIELDS}
         ident.update({k: int(ident[k]) for k in IDENTITY_INT}, lr=float(ident["lr"]))
         if r["status"] == "failed":
             atomic_write_text(d / "failed.txt", (r.get("error") or "failed") + "\n")

@@ -165,19 +165,11 @@ class Run:
         }
 
 
+IDENTITY_FIELDS = ("dataset", "task", "method", "objective", "stage", "config", "lr", "param", "param_value",
+                   "seed", "split", "steps")  # Run.identity()'s keys, in order: a CSV row's first columns
+
 CSV_FIELDS = [
-    "dataset",
-    "task",
-    "method",
-    "objective",
-    "stage",
-    "config",
-    "lr",
-    "param",
-    "param_value",
-    "seed",
-    "split",
-    "steps",
+    *IDENTITY_FIELDS,
     "status",
     "metric",
     "value",

@@ -4,6 +4,7 @@ budget, then the reports regenerated from its CSVs alone)."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -254,3 +255,15 @@ def test_beyond_budget_continues_the_b_step_run_with_the_longer_one(conv):
         curves += c
     assert conv.beyond_budget(rows, curves, "8gaussians", "nce@wall3000") == {0: (3.0, 2.9, 3.2), 1: (3.4, 3.5, 4.0)}
     assert conv.beyond_budget(rows, curves, "digits", "nce@wall3000") == {}
+
+
+def test_restored_identity_has_the_runs_own_fields(conv, tmp_path):
+    """restore_run_dirs writes `study_run.json` from a CSV row by `IDENTITY_FIELDS`: they must be exactly the
+    keys of `Run.identity()` (what a live run writes and the resume compares), typed the same."""
+    base = conv.base
+    run = base.Run("8gaussians", "nce", "test", base.grid("toy2d", "nce", 3)[0], 2, "test", 1000, tmp_path)
+    ident = run.identity()
+    assert tuple(ident) == base.IDENTITY_FIELDS
+    row = {**{k: str(v) for k, v in ident.items()}, "status": "failed", "error": "x", "run_dir": "r", "metric": "nll"}
+    assert conv.restore_run_dirs(tmp_path, [row], []) == 1
+    assert json.loads((tmp_path / "r" / "study_run.json").read_text()) == ident
