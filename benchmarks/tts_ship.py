@@ -82,10 +82,11 @@ def train_stage(run: Path, objective: str, overrides: list[str], steps: int) -> 
           progress=sys.stderr.isatty())
 
 
-def write_fromtext_hypotheses(acoustic_run: Path, hyp_dir: Path, batch: int = 16) -> int:
+def write_fromtext_hypotheses(acoustic_run: Path, task: Any, hyp_dir: Path, batch: int = 16) -> int:
     """`<id>.npy` (80, T) float32 of every utterance of the acoustic run's corpus: the model's mel from text
     (its duration predictor, as `ebtk synthesize`), through the public API, floored at ln(1e-7) like every ebtk
-    log-mel (an untrained model can undershoot it). Existing files are kept (resume).
+    log-mel (an untrained model can undershoot it). `task` is the run's (`acoustic_task`). Existing files are
+    kept (resume).
 
     Returns:
         The number of files written now.
@@ -100,7 +101,7 @@ def write_fromtext_hypotheses(acoustic_run: Path, hyp_dir: Path, batch: int = 16
     from ebtk.io import atomic_path
     from ebtk.tts.external import LOG_FLOOR
 
-    items = acoustic_task(acoustic_run).items()
+    items = task.items()
     todo = sorted(i for i in items if not (hyp_dir / f"{i}.npy").is_file())
     if not todo:
         return 0
@@ -181,7 +182,7 @@ def choose_recipe(val: dict[str, list[dict[str, Any]]]) -> tuple[str, int, float
     Raises:
         SystemExit: the recipes' hypothesis rows differ: they were not scored on the same model and texts.
     """
-    from ebtk.tts.evaluate import group_rows, row_mean
+    from ebtk.tts.evaluate import group_rows, pick_by_mcd, row_mean
 
     hyps = {name: group_rows(rows)[("hypothesis", 0, None)] for name, rows in val.items()}
     first = next(iter(hyps.values()))
@@ -189,17 +190,17 @@ def choose_recipe(val: dict[str, list[dict[str, Any]]]) -> tuple[str, int, float
         if set(h) != set(first) or any(abs(h[i]["mcd"] - first[i]["mcd"]) > 1e-6 for i in h):
             raise SystemExit(f"error: recipe {name}'s val hypotheses differ from the others': not the same "
                              "acoustic model and texts")
-    cands = [(row_mean(rows, "mcd"), -row_mean(rows, "dnsmos"), name, k, e, len(rows))
+    # (mean MCD, mean DNSMOS, (recipe, steps, η), n); the hypothesis (steps 0) once, under the first recipe
+    cands = [(row_mean(rows, "mcd"), row_mean(rows, "dnsmos"), (name, k, e), len(rows))
              for name, r in val.items() for (sys_, k, e), rows in group_rows(r).items() if sys_ == "refined"]
-    h0 = next(iter(val))
-    cands.append((row_mean(first, "mcd"), -row_mean(first, "dnsmos"), h0, 0, None, len(first)))
-    best = min(c[0] for c in cands)
-    chosen = min((c for c in cands if c[0] <= best + TIE_DB), key=lambda c: (c[1], c[0]))
+    cands.append((row_mean(first, "mcd"), row_mean(first, "dnsmos"), (next(iter(val)), 0, None), len(first)))
+    chosen = pick_by_mcd([c[:3] for c in cands], TIE_DB)
     lines = ["| recipe | steps | η | n | MCD (dB) | DNSMOS | chosen |", "|---|---|---|---|---|---|---|"]
-    for c in sorted(cands, key=lambda c: (c[3] > 0, c[2], c[3], c[4] or 0)):
-        lines.append(f"| {c[2] if c[3] else '(hypothesis)'} | {c[3]} | {'–' if c[4] is None else f'{c[4]:g}'} | "
-                     f"{c[5]} | {c[0]:.3f} | {-c[1]:.3f} | {'**yes**' if c is chosen else ''} |")
-    return chosen[2], chosen[3], 1.0 if chosen[4] is None else chosen[4], lines
+    for mcd, dns, (name, k, e), n in sorted(cands, key=lambda c: (c[2][1] > 0, c[2][0], c[2][1], c[2][2] or 0)):
+        lines.append(f"| {name if k else '(hypothesis)'} | {k} | {'–' if e is None else f'{e:g}'} | {n} | "
+                     f"{mcd:.3f} | {dns:.3f} | {'**yes**' if (name, k, e) == chosen else ''} |")
+    name, k, e = chosen
+    return name, k, 1.0 if e is None else e, lines
 
 
 def test_table(test_rows: list[dict[str, Any]], k: int, eta: float) -> list[str]:
@@ -513,9 +514,9 @@ def main(argv: list[str] | None = None) -> int:
                     args.acoustic_steps)
         common = ["model.kind=score", "train.ckpt_every=200", "train.log_every=50", *REFINER_EVAL]
         if from_text:
-            hyp_dir = out / "fromtext-hyps"
-            write_fromtext_hypotheses(ac, hyp_dir)
-            train_stage(rf, "delta", [*data, f"data.path={acoustic_task(ac).corpus_path()}",
+            hyp_dir, ac_task = out / "fromtext-hyps", acoustic_task(ac)
+            write_fromtext_hypotheses(ac, ac_task, hyp_dir)
+            train_stage(rf, "delta", [*data, f"data.path={ac_task.corpus_path()}",
                                       f"hypotheses.dir={hyp_dir}", *common], args.refiner_steps)
             bundle = attach_refiner(bundle_from_run(ac), bundle_from_run(rf))
         else:
@@ -531,8 +532,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(val_csv, per_utterance_csv(rows))
     k, eta, selection = choose(read_per_utterance_csv(val_csv))
     log(f"chosen on val: {k} step(s) at η = {eta:g}")
+    atomic_write_text(res / "selection.md", "\n".join(selection) + "\n")
     if args.val_only:
-        atomic_write_text(res / "selection.md", "\n".join(selection) + "\n")
         print("\n".join(selection))
         return 0
     if not args.report_only:
@@ -576,7 +577,6 @@ def main(argv: list[str] | None = None) -> int:
     iv = paired_bootstrap_interval([sets[key16][i]["mcd"] for i in ids], [sets[key32][i]["mcd"] for i in ids])
     table.append(f"\nfp16 weights (the shipped file) against fp32, same test texts: ΔMCD {iv.mean:+.4f} dB "
                  f"[{iv.lo:+.4f}, {iv.hi:+.4f}] (n = {iv.n}).")
-    atomic_write_text(res / "selection.md", "\n".join(selection) + "\n")
     atomic_write_text(res / "test.md", "\n".join(table) + "\n")
     if unseen_table:
         atomic_write_text(res / "unseen.md", "\n".join(unseen_table) + "\n")

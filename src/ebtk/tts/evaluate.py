@@ -320,15 +320,20 @@ def row_mean(rows: dict[str, dict[str, Any]], key: str) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
+def pick_by_mcd(cands: list[tuple[float, float, Any]], tie_db: float = 0.01) -> Any:
+    """The selection rule on val: among (mean MCD, mean DNSMOS, key) candidates, the key of the lowest MCD,
+    except that within `tie_db` dB of it the higher DNSMOS wins (then the lower MCD)."""
+    best = min(c[0] for c in cands)
+    return min((c for c in cands if c[0] <= best + tie_db), key=lambda c: (-c[1], c[0]))[2]
+
+
 def choose_setting(val_rows: list[dict[str, Any]], tie_db: float = 0.01,
                    systems: tuple[str, ...] = ("hypothesis", "refined")) -> tuple[int, float]:
     """The (steps, η) to use, chosen on validation rows: the lowest mean MCD among the settings of `systems`
     (by default the hypothesis, steps 0, and every refined setting; `(FM_SYSTEM,)` picks an FM step count);
-    within `tie_db` dB of it the higher mean DNSMOS wins. η of steps 0 (and of FM) is 1.0."""
-    cands = [(row_mean(r, "mcd"), -row_mean(r, "dnsmos"), k, e) for (s, k, e), r in group_rows(val_rows).items()
-             if s in systems]
-    best = min(c[0] for c in cands)
-    _, _, k, e = min((c for c in cands if c[0] <= best + tie_db), key=lambda c: (c[1], c[0]))
+    within `tie_db` dB of it the higher mean DNSMOS wins (`pick_by_mcd`). η of steps 0 (and of FM) is 1.0."""
+    k, e = pick_by_mcd([(row_mean(r, "mcd"), row_mean(r, "dnsmos"), (k, e))
+                        for (s, k, e), r in group_rows(val_rows).items() if s in systems], tie_db)
     return k, 1.0 if e is None else e
 
 
