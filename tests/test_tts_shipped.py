@@ -13,10 +13,12 @@ import torch
 from tts_fixtures import needs_flite
 
 METRICS = ("mcd", "logf0_rmse", "vuv", "dnsmos")
-# Observed here: ≤ 2.4e-5 (MCD), ≤ 1e-5 (DNSMOS), 0 (log-F0 RMSE, V/UV): float sums in another order. A CPU
-# that rounds the vocoder or WORLD differently may flip one frame's voicing, which moves log-F0 RMSE and V/UV
-# by about 1/frames (~3e-3): this test would then fail and say which utterance and metric moved.
-TOL = {"mcd": 1e-4, "logf0_rmse": 1e-4, "vuv": 1e-4, "dnsmos": 1e-4}
+# Observed here (model v2, 2 refinement steps, on another machine than the one that recorded it, with the CPU
+# busy): ≤ 2.8e-5 (MCD), ≤ 3.1e-5 (log-F0 RMSE), 0 (V/UV), ≤ 1.8e-4 (DNSMOS of the refined mel, 1.4e-4 to
+# 1.8e-4 run to run: float sums in another order, grown by two refinement steps). A CPU that rounds the vocoder
+# or WORLD differently may flip one frame's voicing, which moves log-F0 RMSE and V/UV by about 1/frames
+# (~3e-3): this test would then fail and say which utterance and metric moved.
+TOL = {"mcd": 1e-4, "logf0_rmse": 1e-4, "vuv": 1e-4, "dnsmos": 5e-4}
 
 
 def _shipped() -> dict:
