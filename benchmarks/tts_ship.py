@@ -26,12 +26,18 @@ Stages (each resumable; a stage whose output exists is skipped):
   5. ship       the fp16 bundle with the chosen default → src/ebtk/data/tts_model.pt, MODEL_CARD.md beside it
 
     python benchmarks/tts_ship.py                       # everything (CPU: hours; every stage resumes)
-    python benchmarks/tts_ship.py --acoustic-steps 5000 --acoustic-from runs/corpus_size/full \
-        --set data.n_utts=10000 data.bucket=8 train.amp=true train.threads=1     # model v2
-    python benchmarks/tts_ship.py --refiner-input from-text --acoustic-from runs/ship/acoustic \
-        --out runs/ship-ft --results runs/ship-ft-res --val-only     # the other refiner recipe, on val only
-    python benchmarks/tts_ship.py --choose-recipe delta-text=runs/ship-res from-text=runs/ship-ft-res \
-        --results results/tts/shipped          # recipe.md: the recipe to ship, chosen on val
+  model v2 (results/tts/shipped-v2), in order: the corpus-size study's full model (10 000 utterances, 2000
+  steps, data.bucket=8 train.amp=true), trained on to 5000 steps (its data.* and train.amp carried over);
+  both refiner recipes on val only; the recipe chosen on val; then the winner scored, compared and shipped:
+    python benchmarks/tts_corpus_size.py --set data.bucket=8 train.amp=true       # runs/corpus_size/full
+    python benchmarks/tts_ship.py --acoustic-from runs/corpus_size/full --acoustic-steps 5000 \
+        --set train.threads=1 --out runs/ship-v2 --results runs/ship-v2-res --val-only
+    python benchmarks/tts_ship.py --refiner-input from-text --acoustic-from runs/ship-v2/acoustic \
+        --out runs/ship-v2-ft --results runs/ship-v2-ft-res --val-only
+    python benchmarks/tts_ship.py --choose-recipe delta-text=runs/ship-v2-res from-text=runs/ship-v2-ft-res \
+        --results results/tts/shipped-v2          # recipe.md: the recipe to ship, chosen on val
+    python benchmarks/tts_ship.py --acoustic-from runs/corpus_size/full --acoustic-steps 5000 \
+        --set train.threads=1 --out runs/ship-v2 --results results/tts/shipped-v2
     python benchmarks/tts_ship.py --report-only         # tables from the committed CSVs
     python benchmarks/tts_ship.py --quick --out /tmp/s --results /tmp/s/res   # CI: the whole pipeline, tiny
 """

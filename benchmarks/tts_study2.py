@@ -29,6 +29,13 @@ refiner another copy is still training. The shared hypothesis rows are claimed t
 The acoustic run is tts_ship's (the shipped model's). If its run dir is gone, `--restore-acoustic` rebuilds
 it from the shipped bundle (fp16 weights cast back to fp32, hypotheses rewritten); runs trained on a rebuilt
 acoustic run are listed as such in STATUS.md.
+
+On the broad corpus (issue 35, part 5): model v2's acoustic run rebuilt from the shipped bundle, four
+objectives at the study's budget, scored from text only (one copy per core):
+
+    python benchmarks/tts_study2.py --acoustic runs/broad/acoustic --out runs/broad \
+        --results results/tts/v2-broad --refiners delta,ssm-path,nce,sa-nce --conditions from-text \
+        --set train.threads=1 --restore-acoustic --restore-set data.n_utts=10000 data.bucket=8 train.amp=true
 """
 
 from __future__ import annotations
@@ -396,8 +403,11 @@ def evaluate_refiner(run: Path, name: str, inputs: Any, results: Path, grid: lis
                 with claim(base.with_suffix(".lock")) as mine:
                     if mine and not base.is_file():
                         log(f"hypothesis ({own}) / {cond} / {split}")
-                        scored(base, synth, inputs.utterances(split), [], condition=cond,
-                               reference=split == "test" and own == BASE)
+                        # the vocoded reference comes with the original run's rows; a study whose only acoustic
+                        # run is a rebuilt one scores it with the rebuilt run's
+                        reference = split == "test" and (own == BASE or not raw_path(results, BASE, cond,
+                                                                                        split).is_file())
+                        scored(base, synth, inputs.utterances(split), [], condition=cond, reference=reference)
                     elif not mine:
                         time.sleep(10)  # another copy is scoring the shared rows
         val = raw_path(results, name, cond, "val")
@@ -770,15 +780,17 @@ REMEDIES = {"dropout, one fixed draw (default)": SEEDS["delta"], "none (clean, o
 
 
 def run_refiner(name: str, out: Path, acoustic: Path, results: Path, grid: list[tuple[int, float]], steps: int,
-                extra: list[str], inputs: Any = None) -> tuple[Any, bool]:
+                extra: list[str], inputs: Any = None,
+                conditions: tuple[str, ...] = CONDITIONS) -> tuple[Any, bool]:
     """One copy's share of refiner `name`: training, its curve and first step under the refiner's claim
-    (`<out>/<name>.lock`); then scoring, claimed per duration condition (`<name>.<condition>.lock`), so a
-    second copy scores the other condition of a trained refiner instead of idling. Returns the (lazily built)
-    split inputs and whether another copy is still training it (then come back later)."""
+    (`<out>/<name>.lock`); then scoring in `conditions`, claimed per duration condition
+    (`<name>.<condition>.lock`), so a second copy scores the other condition of a trained refiner instead of
+    idling. Returns the (lazily built) split inputs and whether another copy is still training it (then come
+    back later)."""
     from ebtk.tts.bundle import Synthesizer, bundle_from_run
 
     run = out / name
-    if all(raw_path(results, name, c, "test").is_file() for c in CONDITIONS):
+    if all(raw_path(results, name, c, "test").is_file() for c in conditions):
         return inputs, False
     with claim(out / f"{name}.lock") as mine:
         if mine:
@@ -790,7 +802,7 @@ def run_refiner(name: str, out: Path, acoustic: Path, results: Path, grid: list[
         elif not trained_to(run, steps):
             log(f"{name}: another copy is training it; back later")
             return inputs, True
-    for cond in CONDITIONS:
+    for cond in conditions:
         if raw_path(results, name, cond, "test").is_file():
             continue
         with claim(out / f"{name}.{cond}.lock") as mine:
@@ -995,6 +1007,11 @@ def main() -> None:
                     help="measure each refiner's CPU cost per training step side by side (step_costs.json)")
     ap.add_argument("--restore-acoustic", action="store_true",
                     help="rebuild a lost --acoustic run dir from the shipped bundle's fp16 weights (restored.json)")
+    ap.add_argument("--restore-set", nargs="*", default=[],
+                    help="config overrides of the rebuilt acoustic run beyond tts_ship's acoustic stage (model v2: "
+                         "data.n_utts=10000 data.bucket=8 train.amp=true)")
+    ap.add_argument("--conditions", default=",".join(CONDITIONS),
+                    help="duration conditions to score (from-text alone: what `ebtk synthesize` does)")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
     from ebtk.io import atomic_write_text
@@ -1007,8 +1024,11 @@ def main() -> None:
     if not a.report_only:
         acoustic = Path(a.acoustic).resolve()
         if a.restore_acoustic:
-            restore_acoustic(acoustic, overrides=SHIP_ACOUSTIC)
+            restore_acoustic(acoustic, overrides=[*SHIP_ACOUSTIC, *a.restore_set])
         grid = [(int(k), float(e)) for e in a.eta_grid.split(",") for k in a.steps_grid.split(",")]
+        conditions = tuple(c for c in a.conditions.split(",") if c)
+        if not conditions or set(conditions) - set(CONDITIONS):
+            raise SystemExit(f"error: --conditions {a.conditions!r}: choose from {', '.join(CONDITIONS)}")
         inputs = None
         if a.costs:
             refiner_costs(out, acoustic, results)
@@ -1018,7 +1038,8 @@ def main() -> None:
         pending = list(names)
         while pending:
             for name in list(pending):
-                inputs, busy = run_refiner(name, out, acoustic, results, grid, a.refiner_steps, a.set, inputs)
+                inputs, busy = run_refiner(name, out, acoustic, results, grid, a.refiner_steps, a.set, inputs,
+                                           conditions)
                 if not busy:
                     pending.remove(name)
                 write_reports(results, out)

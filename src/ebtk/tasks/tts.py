@@ -86,9 +86,10 @@ class TTS(Task):
 
     name = "tts"
     sections: ClassVar[dict[str, type]] = SECTIONS
-    # The defaults are the shipped model's recipe, measured to help *from text* (results/tts/shipped, README):
+    # The defaults are shipped model v1's recipe, measured to help *from text* (results/tts/shipped):
     # the built-in 2400-utterance corpus, the acoustic model 2000 steps, a delta refiner on the text encoding
-    # (model.*) 10 000 steps, one step at its trained η. 3000 refiner steps help a fifth as much
+    # (model.*) 10 000 steps, one step at its trained η. Model v2 scales the corpus and the acoustic steps
+    # (benchmarks/tts_ship.py, results/tts/shipped-v2). 3000 refiner steps help a fifth as much
     # (results/tts/v2); a smaller recipe (600 utterances, 1500 + 3000 steps) made synthesis worse.
     default_train: ClassVar[dict[str, Any]] = {"steps": REFINER_STEPS, "batch_size": 32, "lr": 5e-4,
                                                "log_every": 100, "ckpt_every": 500, "grad_clip": 1.0}
