@@ -727,7 +727,8 @@ def report(results: Path, names: list[str]) -> str:
                 mcd = bootstrap_interval([hyp[i]["mcd"] for i in ids])  # val chose not to refine
                 lines.append(f"| {name} | 0 (hypothesis) | **yes** | {mcd.n} | {fmt_ci(mcd, 2)} "
                              "| 0 | 0 % | 0 | 0 | 0 |")
-        out += lines + [""]
+        if base_done:  # a condition no refiner was scored in (--conditions) has no table
+            out += lines + [""]
     out.append("Test split; MCD-DTW / log-F0 RMSE / V/UV against the recording (WORLD analysis, DTW), DNSMOS OVRL. "
                "Intervals: 95 % percentile bootstrap over utterances (10 000 resamples, seed 0); Δ columns pair "
                "each utterance with its own hypothesis (same condition). Share of gap: the part of the "

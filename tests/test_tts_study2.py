@@ -330,3 +330,38 @@ def test_fold_runs_are_claimed_one_per_copy(tmp_path: Path, monkeypatch):
     trained.clear()
     done |= {"acoustic-part0of2", "acoustic-part1of2"}
     assert S.fold_runs(out, tmp_path / "acoustic") == runs and trained == []  # both trained: nothing, no wait
+
+
+def test_a_study_on_a_rebuilt_run_alone_scores_the_vocoded_reference_with_its_hypothesis(tmp_path: Path,
+                                                                                          monkeypatch):
+    """The broad-corpus study has no original acoustic run: its rebuilt run's test rows carry the vocoded
+    reference, so the report has its floor and share of the gap; only the condition asked for is scored."""
+    import ebtk.tts.bundle as bundle
+    from ebtk.io import atomic_write_text
+    from ebtk.tts.evaluate import per_utterance_csv
+
+    monkeypatch.setattr(bundle, "bundle_from_run", lambda run: None)
+    monkeypatch.setattr(bundle, "Synthesizer", lambda b: None)
+    (tmp_path / "acoustic").mkdir()
+    (tmp_path / "acoustic" / S.RESTORED).write_text("{}\n")
+    S.note_acoustic(tmp_path / "acoustic", "delta", tmp_path)
+    seen = []
+
+    def scored(path, synth, utts, grid, condition, reference=False, hypothesis=True):
+        seen.append((path.name, condition, reference))
+        rows = (_rows("vocoded reference", None, None, [4.0] * 6) if reference else []) \
+            + (_rows("hypothesis", 0, None, HYP) if hypothesis else []) \
+            + [r for k, e in grid for r in _rows("refined", k, e, [m - 0.1 * k for m in HYP])]
+        atomic_write_text(path, per_utterance_csv(rows))
+
+    monkeypatch.setattr(S, "scored", scored)
+    inputs = type("Inputs", (), {"utterances": lambda self, split: []})()
+    S.evaluate_refiner(tmp_path / "run", "delta", inputs, tmp_path, [(1, 1.0), (2, 1.0)], ("from-text",))
+    assert seen == [(f"{S.REBUILT_BASE}.from-text.val.csv", "from-text", False),
+                    (f"{S.REBUILT_BASE}.from-text.test.csv", "from-text", True),
+                    ("delta.from-text.val.csv", "from-text", False),
+                    ("delta.from-text.test.csv", "from-text", False)]
+    table = S.report(tmp_path, ["delta"])
+    assert "| vocoded reference | – | – | 6 | 4.00" in table and "### teacher-forced" not in table
+    chosen = next(ln for ln in table.splitlines() if "| 2 × η 1 | **yes**" in ln)
+    assert "| -0.200 [-0.200, -0.200] |" in chosen  # paired with the rebuilt run's own hypothesis
