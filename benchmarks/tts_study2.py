@@ -654,27 +654,48 @@ def fm_curve_report(results: Path, budget: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+ORIGINALS = "originals.json"  # in results: where the original acoustic run's rows are kept, if not in raw/
+
+
+def original_rows(results: Path, cond: str, split: str) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """The original acoustic run's hypothesis rows {id: row} for (cond, split), each with a label: this study's
+    own (raw/base.*), else those `originals.json` names, e.g. the shipped model's per-utterance CSVs
+    (`{"from-text": {"test": [["results/tts/shipped-v2/test_per_utterance.csv", "hypothesis (fp16)"]]}}`,
+    paths from the repository root; the second item is the rows' `system`)."""
+    from ebtk.tts.evaluate import group_rows, read_per_utterance_csv
+
+    own = raw_path(results, BASE, cond, split)
+    if own.is_file():
+        return [("this study's", group_rows(read_per_utterance_csv(own))[("hypothesis", 0, None)])]
+    specs = json.loads((results / ORIGINALS).read_text()) if (results / ORIGINALS).is_file() else {}
+    return [(f"`{path}` {system}", {r["id"]: r for r in read_per_utterance_csv(ROOT / path) if r["system"] == system})
+            for path, system in specs.get(cond, {}).get(split, [])]
+
+
 def rebuilt_report(results: Path) -> str:
-    """The rebuilt acoustic run against the original: the same utterances' hypothesis scores, paired (both runs'
-    base rows), per condition and split where both were scored. A check of the instrument: refiners on the
-    rebuilt run are comparable with the others only if its hypotheses score as the original's."""
+    """The rebuilt acoustic run against the original: the same utterances' hypothesis scores, paired, per
+    condition and split where both were scored (the original's rows: `original_rows`). A check of the
+    instrument: refiners on the rebuilt run are comparable with the others only if its hypotheses score as
+    the original's; against rows scored by another script (tts_ship) it also checks the scoring itself."""
     from ebtk.metrics.stats import paired_bootstrap_interval
     from ebtk.tts.evaluate import group_rows, read_per_utterance_csv
 
-    lines = ["| condition | split | n | ΔMCD dB (rebuilt − original) | Δlog-F0 RMSE | ΔV/UV | ΔDNSMOS |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| condition | split | original rows | n | ΔMCD dB (rebuilt − original) | Δlog-F0 RMSE | ΔV/UV "
+             "| ΔDNSMOS | largest abs ΔMCD |", "|---|---|---|---|---|---|---|---|---|"]
     for cond in CONDITIONS:
         for split in ("val", "test"):
-            paths = [raw_path(results, b, cond, split) for b in (REBUILT_BASE, BASE)]
-            if not all(q.is_file() for q in paths):
+            path = raw_path(results, REBUILT_BASE, cond, split)
+            if not path.is_file():
                 continue
-            new, old = (group_rows(read_per_utterance_csv(q))[("hypothesis", 0, None)] for q in paths)
-            ids = sorted(new.keys() & old.keys())
-            cells = []
-            for m in METRICS:
-                iv = paired_bootstrap_interval([new[i][m] for i in ids], [old[i][m] for i in ids])
-                cells.append(fmt_ci(iv, nd=4, sign="+"))
-            lines.append(f"| {cond} | {split} | {len(ids)} | {' | '.join(cells)} |")
+            new = group_rows(read_per_utterance_csv(path))[("hypothesis", 0, None)]
+            for label, old in original_rows(results, cond, split):
+                ids = sorted(new.keys() & old.keys())
+                cells = []
+                for m in METRICS:
+                    iv = paired_bootstrap_interval([new[i][m] for i in ids], [old[i][m] for i in ids])
+                    cells.append(fmt_ci(iv, nd=4, sign="+"))
+                worst = max(abs(new[i]["mcd"] - old[i]["mcd"]) for i in ids)
+                lines.append(f"| {cond} | {split} | {label} | {len(ids)} | {' | '.join(cells)} | {worst:.4f} |")
     lines += ["", "The study's acoustic run dir was lost between sessions; `--restore-acoustic` rebuilt it from the "
               "shipped bundle (its fp16 weights cast to fp32; hypotheses rewritten with the same seeded dropout "
               "draws). Rows: the hypothesis of the rebuilt run minus the original run's, per utterance. "
@@ -974,7 +995,7 @@ def write_reports(results: Path, out: Path) -> str:
         atomic_write_text(results / "small_eta.md", small_eta_report(results, names) + "\n")
     atomic_write_text(results / "seeds.md", seeds_report(results) + "\n")
     atomic_write_text(results / "ablation.md", ablation_report(results) + "\n")
-    if raw_path(results, REBUILT_BASE, "teacher-forced", "val").is_file():
+    if any(raw_path(results, REBUILT_BASE, c, sp).is_file() for c in CONDITIONS for sp in ("val", "test")):
         atomic_write_text(results / "rebuilt_acoustic.md", rebuilt_report(results) + "\n")
     atomic_write_text(results / "STATUS.md", status_report(results, out, names) + "\n")
     if (results / "step_costs.json").is_file():

@@ -274,7 +274,31 @@ def test_rebuilt_acoustic_check_pairs_the_two_runs_hypotheses(tmp_path: Path):
     lines = S.rebuilt_report(tmp_path).splitlines()
     rows = [ln for ln in lines if ln.startswith("| teacher-forced")]
     assert len(rows) == 1 and not any(ln.startswith("| from-text") for ln in lines)  # only where both exist
-    assert rows[0].startswith("| teacher-forced | val | 6 | +0.0100 [+0.0100, +0.0100] | +0.0000 [+0.0000, +0.0000]")
+    assert rows[0].startswith("| teacher-forced | val | this study's | 6 | +0.0100 [+0.0100, +0.0100] | "
+                              "+0.0000 [+0.0000, +0.0000]")
+    assert rows[0].endswith("| 0.0100 |")
+
+
+def test_rebuilt_acoustic_check_reads_the_original_rows_kept_by_another_script(tmp_path: Path, monkeypatch):
+    """A study whose only acoustic run is rebuilt pairs it with the original's rows as another script kept them
+    (originals.json: CSV path and system name), e.g. tts_ship's fp32 and fp16 hypotheses."""
+    import json
+
+    from ebtk.io import atomic_write_text
+    from ebtk.tts.evaluate import per_utterance_csv
+
+    monkeypatch.setattr(S, "ROOT", tmp_path)
+    _write(tmp_path / "res", S.REBUILT_BASE, "from-text", "test", _rows("hypothesis", 0, None, HYP))
+    atomic_write_text(tmp_path / "ship.csv", per_utterance_csv(
+        _rows("hypothesis", 0, None, [m - 0.02 for m in HYP]) + _rows("hypothesis (fp16)", 0, None, HYP)
+        + _rows("refined", 1, 1.0, [3.0] * 6)))
+    (tmp_path / "res" / S.ORIGINALS).write_text(json.dumps(
+        {"from-text": {"test": [["ship.csv", "hypothesis"], ["ship.csv", "hypothesis (fp16)"]]}}))
+    rows = [ln for ln in S.rebuilt_report(tmp_path / "res").splitlines() if ln.startswith("| from-text")]
+    assert len(rows) == 2
+    assert rows[0].startswith("| from-text | test | `ship.csv` hypothesis | 6 | +0.0200 [+0.0200, +0.0200] |")
+    assert rows[1].startswith("| from-text | test | `ship.csv` hypothesis (fp16) | 6 | +0.0000 [+0.0000, +0.0000] |")
+    assert rows[1].endswith("| 0.0000 |")
 
 
 def test_a_trained_refiners_conditions_are_scored_by_whichever_copy_claims_each(tmp_path: Path, monkeypatch):
