@@ -943,7 +943,7 @@ RESUME = ("OMP_NUM_THREADS=1 python benchmarks/tts_study2.py --acoustic runs/shi
           "--results results/tts/v2 --set train.threads=1 --refiners NAMES [--fm] [--probe NAMES]  # one copy per core")
 
 
-def status_report(results: Path, out: Path, names: list[str]) -> str:
+def status_report(results: Path, out: Path, names: list[str], fm: bool = True) -> str:
     """Which stages have landed (from the result files; training progress from `out` when it is here)."""
     import datetime
 
@@ -966,7 +966,7 @@ def status_report(results: Path, out: Path, names: list[str]) -> str:
              f"(training state from {shown}/ where present).", "",
              "| refiner | trained | acoustic run | first step | teacher-forced val / test | from text val / test |",
              "|---|---|---|---|---|---|"]
-    for name in [*names, FM]:
+    for name in [*names, FM] if fm else names:
         fs = first_step_path(results, name, "val")
         tf = " / ".join(mark(raw_path(results, name, "teacher-forced", sp)) for sp in ("val", "test"))
         ft = " / ".join(mark(raw_path(results, name, "from-text", sp)) for sp in ("val", "test"))
@@ -981,12 +981,35 @@ def status_report(results: Path, out: Path, names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(results: Path, out: Path) -> str:
-    """Every report from the raw files, over every known refiner (`REFINERS`, in its order), not the ones a
-    copy runs, so whichever copy writes last leaves complete tables."""
+PLAN = "plan.json"  # in results: {"refiners": [...]}, every refiner any copy was started with (`--refiners`)
+
+
+def planned(results: Path) -> list[str]:
+    """The study's refiners in `REFINERS` order (fm included if planned): those of `plan.json`, so a study of a
+    few objectives (the broad-corpus rerun) reports exactly those, pending ones too; without it, all."""
+    if not (results / PLAN).is_file():
+        return [*REFINERS, FM]
+    names = set(json.loads((results / PLAN).read_text())["refiners"])
+    return [n for n in [*REFINERS, FM] if n in names]
+
+
+def add_to_plan(results: Path, names: list[str]) -> None:
+    """Add `names` to `plan.json` (copies started with other `--refiners` add theirs)."""
     from ebtk.io import atomic_write_text
 
-    names = list(REFINERS)
+    results.mkdir(parents=True, exist_ok=True)
+    have = set(json.loads((results / PLAN).read_text())["refiners"]) if (results / PLAN).is_file() else set()
+    if not set(names) <= have:
+        atomic_write_text(results / PLAN, json.dumps({"refiners": [n for n in [*REFINERS, FM]
+                                                                    if n in have | set(names)]}) + "\n")
+
+
+def write_reports(results: Path, out: Path) -> str:
+    """Every report from the raw files, over every planned refiner (`planned`), not the ones a copy runs, so
+    whichever copy writes last leaves complete tables."""
+    from ebtk.io import atomic_write_text
+
+    names = [n for n in planned(results) if n != FM]
 
     table = report(results, names)
     atomic_write_text(results / "table.md", table + "\n")
@@ -997,7 +1020,7 @@ def write_reports(results: Path, out: Path) -> str:
     atomic_write_text(results / "ablation.md", ablation_report(results) + "\n")
     if any(raw_path(results, REBUILT_BASE, c, sp).is_file() for c in CONDITIONS for sp in ("val", "test")):
         atomic_write_text(results / "rebuilt_acoustic.md", rebuilt_report(results) + "\n")
-    atomic_write_text(results / "STATUS.md", status_report(results, out, names) + "\n")
+    atomic_write_text(results / "STATUS.md", status_report(results, out, names, FM in planned(results)) + "\n")
     if (results / "step_costs.json").is_file():
         atomic_write_text(results / "step_costs.md",
                           costs_report(json.loads((results / "step_costs.json").read_text()), STEPS) + "\n")
@@ -1044,6 +1067,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"error: unknown refiners {unknown}; known: {', '.join(REFINERS)}")
     if not a.report_only:
+        add_to_plan(results, [*names, *([FM] if a.fm else [])])
         acoustic = Path(a.acoustic).resolve()
         if a.restore_acoustic:
             restore_acoustic(acoustic, overrides=[*SHIP_ACOUSTIC, *a.restore_set])

@@ -389,3 +389,16 @@ def test_a_study_on_a_rebuilt_run_alone_scores_the_vocoded_reference_with_its_hy
     assert "| vocoded reference | – | – | 6 | 4.00" in table and "### teacher-forced" not in table
     chosen = next(ln for ln in table.splitlines() if "| 2 × η 1 | **yes**" in ln)
     assert "| -0.200 [-0.200, -0.200] |" in chosen  # paired with the rebuilt run's own hypothesis
+
+
+def test_the_plan_is_every_refiner_any_copy_was_started_with_and_the_status_shows_pending_ones(tmp_path: Path):
+    assert S.planned(tmp_path) == [*S.REFINERS, S.FM]  # no plan: study v2's every refiner and fm
+    S.add_to_plan(tmp_path, ["nce", "delta"])
+    S.add_to_plan(tmp_path, ["sa-nce", "delta"])
+    assert S.planned(tmp_path) == ["delta", "nce", "sa-nce"]  # REFINERS order, no fm
+    _write(tmp_path, "delta", "from-text", "val", _rows("refined", 1, 1.0, HYP))
+    _write(tmp_path, "delta", "from-text", "test", _rows("refined", 1, 1.0, HYP))
+    status = S.status_report(tmp_path, tmp_path / "runs", ["delta", "nce", "sa-nce"], fm=False).splitlines()
+    rows = {ln.split(" | ")[0][2:]: ln.split(" | ")[-1] for ln in status if ln.startswith("| ") and "|---" not in ln
+            and not ln.startswith("| refiner")}
+    assert rows == {"delta": "done / done |", "nce": "– / – |", "sa-nce": "– / – |"}
