@@ -941,6 +941,12 @@ def training_residual_mse(results: Path, name: str) -> list[float]:
 RESUME = ("OMP_NUM_THREADS=1 python benchmarks/tts_study2.py --acoustic runs/ship/acoustic --restore-acoustic "
           "--out runs/tts2 "
           "--results results/tts/v2 --set train.threads=1 --refiners NAMES [--fm] [--probe NAMES]  # one copy per core")
+# the broad-corpus rerun (a results dir named in this dict resumes with its own command)
+RESUME_OF = {"results/tts/v2-broad": (
+    "OMP_NUM_THREADS=1 python benchmarks/tts_study2.py --acoustic runs/broad/acoustic --out runs/broad "
+    "--results results/tts/v2-broad --refiners delta,ssm-path,nce,sa-nce --conditions from-text "
+    "--set train.threads=1 --restore-acoustic --restore-set data.n_utts=10000 data.bucket=8 train.amp=true"
+    "  # one copy per core")}
 
 
 def status_report(results: Path, out: Path, names: list[str], fm: bool = True) -> str:
@@ -962,6 +968,7 @@ def status_report(results: Path, out: Path, names: list[str], fm: bool = True) -
         return "–"
 
     shown = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out
+    shown_results = str(results.resolve().relative_to(ROOT)) if results.resolve().is_relative_to(ROOT) else ""
     lines = [f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC from the files in this folder "
              f"(training state from {shown}/ where present).", "",
              "| refiner | trained | acoustic run | first step | teacher-forced val / test | from text val / test |",
@@ -970,14 +977,17 @@ def status_report(results: Path, out: Path, names: list[str], fm: bool = True) -
         fs = first_step_path(results, name, "val")
         tf = " / ".join(mark(raw_path(results, name, "teacher-forced", sp)) for sp in ("val", "test"))
         ft = " / ".join(mark(raw_path(results, name, "from-text", sp)) for sp in ("val", "test"))
-        ac = "rebuilt" if rebuilt_path(results, name).is_file() else "original"
-        lines.append(f"| {name} | {trained(out / name)} | {ac} | {mark(fs) if name != FM else 'n/a'} | {tf} | {ft} |")
+        state = trained(out / name)
+        started = state != "–" or any((results / "raw").glob(f"{name}.*"))
+        ac = "rebuilt" if rebuilt_path(results, name).is_file() else "original" if started else "–"
+        lines.append(f"| {name} | {state} | {ac} | {mark(fs) if name != FM else 'n/a'} | {tf} | {ft} |")
     curve = sorted((results / "raw" / "fm-curve").glob("*.csv"))
     lines += ["", "Acoustic run: *original* is tts_ship's run; *rebuilt* is that run restored from the shipped "
               "bundle's fp16 weights after its run dir was lost (--restore-acoustic; "
               "raw/<name>.acoustic-rebuilt.json).",
-              "", f"FM learning curve: {len(curve)} snapshot(s) scored.", "", "Resume (every stage resumes; "
-              "copies running at once claim different refiners):", "", "```", RESUME, "```"]
+              *(["", f"FM learning curve: {len(curve)} snapshot(s) scored."] if fm else []),
+              "", "Resume (every stage resumes; copies running at once claim different refiners):", "", "```",
+              RESUME_OF.get(shown_results, RESUME), "```"]
     return "\n".join(lines)
 
 

@@ -242,10 +242,12 @@ def test_status_names_the_refiners_scored_on_a_rebuilt_acoustic_run(tmp_path: Pa
     S.note_acoustic(ac, "delta", results)  # the original run: nothing to note
     (ac / S.RESTORED).write_text('{"weights": "fp16 cast to fp32"}\n')
     S.note_acoustic(ac, "delta-s2", results)
+    _write(results, "delta", "from-text", "val", _rows("refined", 1, 1.0, HYP))  # scored: it was trained
+    names = ["delta", "delta-s2", "delta-s1"]
     rows = {ln.split(" | ")[0][2:]: ln.split(" | ")[2] for ln in S.status_report(results, tmp_path / "runs",
-                                                                                ["delta", "delta-s2"]).splitlines()
+                                                                                names).splitlines()
             if ln.startswith("| delta")}
-    assert rows == {"delta": "original", "delta-s2": "rebuilt"}
+    assert rows == {"delta": "original", "delta-s2": "rebuilt", "delta-s1": "–"}  # delta-s1: not started
     assert S.rebuilt_path(results, "delta-s2").read_text() == '{"weights": "fp16 cast to fp32"}\n'
 
 
