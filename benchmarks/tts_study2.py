@@ -1026,8 +1026,10 @@ def write_reports(results: Path, out: Path) -> str:
     atomic_write_text(results / "first_step.md", first_step_report(results, names) + "\n")
     if any(small_eta_path(results, n).is_file() for n in names):
         atomic_write_text(results / "small_eta.md", small_eta_report(results, names) + "\n")
-    atomic_write_text(results / "seeds.md", seeds_report(results) + "\n")
-    atomic_write_text(results / "ablation.md", ablation_report(results) + "\n")
+    if any(n in names for runs in SEEDS.values() for n in runs[1:]):  # only a study with extra seeds
+        atomic_write_text(results / "seeds.md", seeds_report(results) + "\n")
+    if any(n in names for runs in REMEDIES.values() for n in runs if n not in SEEDS["delta"]):
+        atomic_write_text(results / "ablation.md", ablation_report(results) + "\n")
     if any(raw_path(results, REBUILT_BASE, c, sp).is_file() for c in CONDITIONS for sp in ("val", "test")):
         atomic_write_text(results / "rebuilt_acoustic.md", rebuilt_report(results) + "\n")
     atomic_write_text(results / "STATUS.md", status_report(results, out, names, FM in planned(results)) + "\n")
