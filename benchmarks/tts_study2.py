@@ -764,15 +764,16 @@ def report(results: Path, names: list[str]) -> str:
 
 
 def seeds_report(results: Path) -> str:
-    """Per seed group and condition: each seed's val-chosen setting and its test ΔMCD vs the hypothesis
-    (paired bootstrap), then the spread over seeds: min–max and a t-interval over the seed means (n = 3)."""
+    """Per seed group and condition: each seed's val-chosen setting and its test ΔMCD and ΔDNSMOS vs the
+    hypothesis (paired bootstrap), then the spread over seeds: min–max and t-intervals over the seed means."""
     from ebtk.metrics.stats import paired_bootstrap_interval, t_interval
 
     lines = ["| refiner | condition | seed runs (chosen on val: test ΔMCD dB [95 % paired bootstrap]) "
-             "| mean over seeds | min – max | 95 % t-interval over seeds |", "|---|---|---|---|---|---|"]
+             "| mean over seeds | min – max | 95 % t-interval over seeds | ΔDNSMOS per seed "
+             "| ΔDNSMOS mean [95 % t over seeds] |", "|---|---|---|---|---|---|---|---|"]
     for group, names in SEEDS.items():
         for cond in CONDITIONS:
-            cells, means = [], []
+            cells, means, dns_cells, dns_means = [], [], [], []
             for name in names:
                 val, test = raw_path(results, name, cond, "val"), raw_path(results, name, cond, "test")
                 if not (val.is_file() and test.is_file()):
@@ -783,16 +784,21 @@ def seeds_report(results: Path) -> str:
                 mark = "†" if base_name(results, name) == REBUILT_BASE else ""
                 cells.append(f"{name}{mark}: {k} × η {e:g}, {fmt_ci(iv, sign='+')}")
                 means.append(iv.mean)
+                dns = paired_bootstrap_interval([rows[i]["dnsmos"] for i in ids], [hyp[i]["dnsmos"] for i in ids])
+                dns_cells.append(f"{name}: {fmt_ci(dns, sign='+')}")
+                dns_means.append(dns.mean)
             if len(means) < 2:
                 continue
-            t = t_interval(means)
+            t, td = t_interval(means), t_interval(dns_means)
             lines.append(f"| {group} | {cond} | {'; '.join(cells)} | {t.mean:+.3f} | {min(means):+.3f} – "
-                         f"{max(means):+.3f} | {fmt_range(t, sign='+')} |")
+                         f"{max(means):+.3f} | {fmt_range(t, sign='+')} | {'; '.join(dns_cells)} | "
+                         f"{td.mean:+.3f} {fmt_range(td, sign='+')} |")
     lines += ["", "Seeds differ in the refiner's initialisation and data order (train.seed); the acoustic run and "
               "its hypotheses are shared, except that † marks a seed trained on the rebuilt acoustic run (the "
               "original run dir was lost; rebuilt from the shipped fp16 weights, its hypotheses score as the "
               "original's: rebuilt_acoustic.md) and paired with that run's hypothesis. Each seed's setting is "
-              "chosen on val, as in table.md."]
+              "chosen on val, as in table.md. ΔDNSMOS: the same chosen setting's DNSMOS OVRL minus the "
+              "hypothesis's (higher is better)."]
     return "\n".join(lines)
 
 
@@ -816,8 +822,8 @@ def run_refiner(name: str, out: Path, acoustic: Path, results: Path, grid: list[
         return inputs, False
     with claim(out / f"{name}.lock") as mine:
         if mine:
+            note_acoustic(acoustic, name, results)  # before training: STATUS labels a run in progress too
             train_refiner(run, name, acoustic, steps, extra)
-            note_acoustic(acoustic, name, results)
             inputs = split_inputs(acoustic, run) if inputs is None else inputs
             export_curve(run, name, results)
             first_step(Synthesizer(bundle_from_run(run)), name, inputs, results)

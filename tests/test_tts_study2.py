@@ -63,6 +63,20 @@ def test_seed_spread_is_a_t_interval_over_the_seed_means(tmp_path: Path):
     half = 4.302652729911275 * 0.1 / math.sqrt(3)
     assert f"| -0.200 | -0.300 – -0.100 | [{-0.2 - half:+.3f}, {-0.2 + half:+.3f}] |" in line
     assert "delta-s1: 2 × η 0.5, -0.200" in line
+    assert line.endswith("| delta: +0.000 [+0.000, +0.000]; delta-s1: +0.000 [+0.000, +0.000]; delta-s2: "
+                         "+0.000 [+0.000, +0.000] | +0.000 [+0.000, +0.000] |")  # DNSMOS unchanged by every seed
+
+
+def test_seed_spread_of_dnsmos_is_a_t_interval_over_the_seed_means(tmp_path: Path):
+    """ΔDNSMOS +0.1, +0.2, +0.6 (mean +0.3, s = √0.07): t-interval +0.3 ± 4.3027·√0.07/√3."""
+    shifts = {"delta": (-0.1, 0.1), "delta-s1": (-0.2, 0.2), "delta-s2": (-0.3, 0.6)}
+    _study(tmp_path, {name: d for name, (d, _) in shifts.items()})
+    for name, (d_mcd, d_dns) in shifts.items():
+        _write(tmp_path, name, "from-text", "test", _rows("refined", 2, 0.5, [m + d_mcd for m in HYP], 2.0 + d_dns))
+    line = next(ln for ln in S.seeds_report(tmp_path).splitlines() if ln.startswith("| delta | from-text"))
+    half = 4.302652729911275 * math.sqrt(0.07) / math.sqrt(3)
+    assert "delta-s2: +0.600 [+0.600, +0.600]" in line
+    assert line.endswith(f"| +0.300 [{0.3 - half:+.3f}, {0.3 + half:+.3f}] |")
 
 
 def test_ablation_compares_one_remedy_run_with_the_default_seeds_prediction_interval(tmp_path: Path):
@@ -249,6 +263,29 @@ def test_status_names_the_refiners_scored_on_a_rebuilt_acoustic_run(tmp_path: Pa
             if ln.startswith("| delta")}
     assert rows == {"delta": "original", "delta-s2": "rebuilt", "delta-s1": "–"}  # delta-s1: not started
     assert S.rebuilt_path(results, "delta-s2").read_text() == '{"weights": "fp16 cast to fp32"}\n'
+
+
+def test_a_refiner_still_training_on_a_rebuilt_acoustic_run_is_noted_before_training(tmp_path: Path, monkeypatch):
+    """STATUS labels a run in progress by its acoustic run: the note is written before training starts, so a
+    stopped session's half-trained refiner is not listed as trained on the original run."""
+    results, ac = tmp_path / "results", tmp_path / "acoustic"
+    (results / "raw").mkdir(parents=True)
+    ac.mkdir()
+    (ac / S.RESTORED).write_text("{}\n")
+    seen: list[bool] = []
+
+    def stopped(run, name, *a):  # the session ends while it trains
+        seen.append(S.rebuilt_path(results, name).is_file())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(S, "train_refiner", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        S.run_refiner("sa-nce", tmp_path / "out", ac, results, [(1, 1.0)], 3000, [])
+    assert seen == [True]
+    (tmp_path / "out" / "sa-nce" / "tb").mkdir(parents=True)  # started: a run dir without a checkpoint yet
+    row = [ln for ln in S.status_report(results, tmp_path / "out", ["sa-nce"], fm=False).splitlines()
+           if ln.startswith("| sa-nce")]
+    assert row[0].split(" | ")[2] == "rebuilt"
 
 
 def test_a_refiner_on_the_rebuilt_acoustic_run_pairs_with_its_own_hypothesis(tmp_path: Path):
