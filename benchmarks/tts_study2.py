@@ -304,6 +304,18 @@ def chosen_rows(results: Path, name: str, cond: str, split: str) -> tuple[int, f
     return k, e, hyp if k == 0 else sets[("refined", k, e)], hyp
 
 
+def chosen_deltas(results: Path, name: str, cond: str) -> tuple[int, float, Any, Any]:
+    """A refiner's val-chosen (steps, η) in `cond` and its test ΔMCD and ΔDNSMOS against the hypothesis, each a
+    paired bootstrap interval over the test utterances."""
+    from ebtk.metrics.stats import paired_bootstrap_interval
+
+    k, e, rows, hyp = chosen_rows(results, name, cond, "test")
+    ids = sorted(hyp)
+    mcd, dns = (paired_bootstrap_interval([rows[i][m] for i in ids], [hyp[i][m] for i in ids])
+                for m in ("mcd", "dnsmos"))
+    return k, e, mcd, dns
+
+
 FIRST_STEP = ("cos", "norm_ratio", "eta_star", "mse_gain", "gv_hyp", "gv_step")
 
 
@@ -766,7 +778,7 @@ def report(results: Path, names: list[str]) -> str:
 def seeds_report(results: Path) -> str:
     """Per seed group and condition: each seed's val-chosen setting and its test ΔMCD and ΔDNSMOS vs the
     hypothesis (paired bootstrap), then the spread over seeds: min–max and t-intervals over the seed means."""
-    from ebtk.metrics.stats import paired_bootstrap_interval, t_interval
+    from ebtk.metrics.stats import t_interval
 
     lines = ["| refiner | condition | seed runs (chosen on val: test ΔMCD dB [95 % paired bootstrap]) "
              "| mean over seeds | min – max | 95 % t-interval over seeds | ΔDNSMOS per seed "
@@ -778,13 +790,10 @@ def seeds_report(results: Path) -> str:
                 val, test = raw_path(results, name, cond, "val"), raw_path(results, name, cond, "test")
                 if not (val.is_file() and test.is_file()):
                     continue
-                k, e, rows, hyp = chosen_rows(results, name, cond, "test")
-                ids = sorted(hyp)
-                iv = paired_bootstrap_interval([rows[i]["mcd"] for i in ids], [hyp[i]["mcd"] for i in ids])
+                k, e, iv, dns = chosen_deltas(results, name, cond)
                 mark = "†" if base_name(results, name) == REBUILT_BASE else ""
                 cells.append(f"{name}{mark}: {k} × η {e:g}, {fmt_ci(iv, sign='+')}")
                 means.append(iv.mean)
-                dns = paired_bootstrap_interval([rows[i]["dnsmos"] for i in ids], [hyp[i]["dnsmos"] for i in ids])
                 dns_cells.append(f"{name}: {fmt_ci(dns, sign='+')}")
                 dns_means.append(dns.mean)
             if len(means) < 2:
@@ -848,7 +857,7 @@ def ablation_report(results: Path) -> str:
     interval of one more seed of the default remedy (its seed spread: a single-seed run outside it differs by
     more than the seed noise). Then the first step's cosine with the residual on val and on training
     utterances: the over-fitting each remedy is meant to close."""
-    from ebtk.metrics.stats import bootstrap_interval, paired_bootstrap_interval, t_prediction_interval
+    from ebtk.metrics.stats import bootstrap_interval, t_prediction_interval
 
     lines = ["| remedy | run | condition | chosen on val | n | test ΔMCD dB | ΔDNSMOS | vs the default's seeds: "
              "ΔMCD; ΔDNSMOS |", "|---|---|---|---|---|---|---|---|"]
@@ -860,10 +869,7 @@ def ablation_report(results: Path) -> str:
             for name in names:
                 if not all(raw_path(results, name, cond, sp).is_file() for sp in ("val", "test")):
                     continue
-                k, e, rows, hyp = chosen_rows(results, name, cond, "test")
-                ids = sorted(hyp)
-                d = [paired_bootstrap_interval([rows[i][m] for i in ids], [hyp[i][m] for i in ids])
-                     for m in ("mcd", "dnsmos")]
+                k, e, *d = chosen_deltas(results, name, cond)
                 if name in default:
                     for acc, iv in zip(seed_means, d):
                         acc.append(iv.mean)
