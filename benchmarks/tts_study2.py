@@ -304,6 +304,11 @@ def chosen_rows(results: Path, name: str, cond: str, split: str) -> tuple[int, f
     return k, e, hyp if k == 0 else sets[("refined", k, e)], hyp
 
 
+def val_and_test_scored(results: Path, name: str, cond: str) -> bool:
+    """Whether `name` has both its val grid and its test rows in `cond`: what every report needs of a refiner."""
+    return all(raw_path(results, name, cond, split).is_file() for split in ("val", "test"))
+
+
 def chosen_deltas(results: Path, name: str, cond: str) -> tuple[int, float, Any, Any]:
     """A refiner's val-chosen (steps, η) in `cond` and its test ΔMCD and ΔDNSMOS against the hypothesis, each a
     paired bootstrap interval over the test utterances."""
@@ -727,8 +732,7 @@ def report(results: Path, names: list[str]) -> str:
                  "| ΔV/UV | ΔDNSMOS |", "|---|---|---|---|---|---|---|---|---|---|"]
         base_done = False
         for name in [*names, FM]:
-            val, test = raw_path(results, name, cond, "val"), raw_path(results, name, cond, "test")
-            if not (val.is_file() and test.is_file()):
+            if not val_and_test_scored(results, name, cond):
                 continue
             systems = (FM_SYSTEM,) if name == FM else ("hypothesis", "refined")
             k, e = choose_setting(study_rows(results, name, cond, "val"), TIE_DB, systems)
@@ -785,20 +789,15 @@ def seeds_report(results: Path) -> str:
              "| ΔDNSMOS mean [95 % t over seeds] |", "|---|---|---|---|---|---|---|---|"]
     for group, names in SEEDS.items():
         for cond in CONDITIONS:
-            cells, means, dns_cells, dns_means = [], [], [], []
-            for name in names:
-                val, test = raw_path(results, name, cond, "val"), raw_path(results, name, cond, "test")
-                if not (val.is_file() and test.is_file()):
-                    continue
-                k, e, iv, dns = chosen_deltas(results, name, cond)
-                mark = "†" if base_name(results, name) == REBUILT_BASE else ""
-                cells.append(f"{name}{mark}: {k} × η {e:g}, {fmt_ci(iv, sign='+')}")
-                means.append(iv.mean)
-                dns_cells.append(f"{name}: {fmt_ci(dns, sign='+')}")
-                dns_means.append(dns.mean)
-            if len(means) < 2:
+            got = [(name, *chosen_deltas(results, name, cond)) for name in names
+                   if val_and_test_scored(results, name, cond)]
+            if len(got) < 2:
                 continue
-            t, td = t_interval(means), t_interval(dns_means)
+            cells = [f"{name}{'†' if base_name(results, name) == REBUILT_BASE else ''}: {k} × η {e:g}, "
+                     f"{fmt_ci(iv, sign='+')}" for name, k, e, iv, _ in got]
+            means = [iv.mean for *_, iv, _ in got]
+            t, td = t_interval(means), t_interval([dns.mean for *_, dns in got])
+            dns_cells = [f"{name}: {fmt_ci(dns, sign='+')}" for name, *_, dns in got]
             lines.append(f"| {group} | {cond} | {'; '.join(cells)} | {t.mean:+.3f} | {min(means):+.3f} – "
                          f"{max(means):+.3f} | {fmt_range(t, sign='+')} | {'; '.join(dns_cells)} | "
                          f"{td.mean:+.3f} {fmt_range(td, sign='+')} |")
@@ -867,7 +866,7 @@ def ablation_report(results: Path) -> str:
         rows_out = []
         for remedy, names in REMEDIES.items():
             for name in names:
-                if not all(raw_path(results, name, cond, sp).is_file() for sp in ("val", "test")):
+                if not val_and_test_scored(results, name, cond):
                     continue
                 k, e, *d = chosen_deltas(results, name, cond)
                 if name in default:
